@@ -1,0 +1,237 @@
+//! HLS: the routes that serve rewritten playlists (`/hls/{id}/playlist.m3u8`, with a
+//! signed `url=` for variants and renditions) and proxied segments, keys and init
+//! sections (`/hls/{id}/segment*`). The rewriting itself is pure and lives in
+//! `rewrite`; the signed references in `reference`.
+
+pub mod reference;
+pub mod rewrite;
+mod segment;
+
+use std::io::Read;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use url::Url;
+
+use crate::api::client_info;
+use crate::app::App;
+use crate::failover::Reason;
+use crate::registry::{ClientInfo, Kind, Stream, SwitchOutcome};
+use crate::relay::{fetch_for, SourceFailure};
+use crate::server::{error, text, Incoming, Reply};
+use crate::upstream::{self, with_timeout};
+use rewrite::UriKind;
+
+/// Largest playlist accepted, after decompression. A 5,000-segment media playlist is
+/// about 350 KiB; this leaves room while bounding what one request can cost a router.
+const MAX_PLAYLIST: usize = 4 * 1024 * 1024;
+
+const PLAYLIST_TYPE: &str = "application/vnd.apple.mpegurl";
+
+/// `GET /hls/{id}/playlist.m3u8`: the stream's playlist, or with `url=` a variant or
+/// rendition playlist it referenced, rewritten so everything flows through the proxy.
+pub async fn playlist(app: &Arc<App>, id: &str, incoming: Incoming) -> Reply {
+    let Some(stream) = app.registry.get(id) else {
+        return error(404, "Stream not found");
+    };
+    let variant = match signed_reference(app, &stream, &incoming, UriKind::Playlist) {
+        Ok(variant) => variant,
+        Err(reply) => return reply,
+    };
+    let fetched = match &variant {
+        Some(url) => fetch_variant(app, &stream, url).await,
+        None => fetch_with_failover(app, &stream).await,
+    };
+    let (body, base) = match fetched {
+        Ok(fetched) => fetched,
+        Err(failure) => return failure.reply(),
+    };
+    let client = client_info(app, &incoming, &stream.id);
+    respond(app, &stream, &incoming, client, &body, &base)
+}
+
+/// `GET /hls/{id}/segment*`: one segment, key or init section named by a signed reference.
+pub async fn segment(app: &Arc<App>, id: &str, incoming: Incoming) -> Reply {
+    let Some(stream) = app.registry.get(id) else {
+        return error(404, "Stream not found");
+    };
+    let url = match signed_reference(app, &stream, &incoming, UriKind::Media) {
+        Ok(Some(url)) => url,
+        Ok(None) => return error(403, "Forbidden: segment requests need a reference from this stream's playlist"),
+        Err(reply) => return reply,
+    };
+    let info = client_info(app, &incoming, &stream.id);
+    let Some(client) = stream.touch_hls_client(info, SystemTime::now()) else {
+        return error(404, "Stream not found");
+    };
+    let range = incoming.header("range").map(str::to_owned);
+    segment::serve(app, &stream, client, &url, range.as_deref()).await
+}
+
+/// A playlist reached through `/stream/{id}` (a source that did not say it was HLS):
+/// read the rest of it and answer as the HLS route would.
+pub async fn serve_fetched(app: &Arc<App>, stream: &Arc<Stream>, incoming: &Incoming, response: upstream::Response, first: Vec<u8>, client: &ClientInfo) -> Reply {
+    match read_playlist(app, response, first).await {
+        Ok((body, base)) => respond(app, stream, incoming, client.clone(), &body, &base),
+        Err(failure) => failure.reply(),
+    }
+}
+
+/// The upstream URL of a signed `url=`/`sig=` pair: `Ok(None)` when there is none, a
+/// 403 reply when it is forged.
+fn signed_reference(app: &App, stream: &Stream, incoming: &Incoming, kind: UriKind) -> Result<Option<String>, Reply> {
+    let Some(raw) = incoming.raw_query("url") else {
+        return Ok(None);
+    };
+    let sig = incoming.raw_query("sig").unwrap_or("");
+    match reference::read(&app.reference_key, &stream.id, kind, raw, sig) {
+        Some(url) => Ok(Some(url)),
+        None => Err(error(403, "Forbidden: this reference was not issued for this stream")),
+    }
+}
+
+fn respond(app: &App, stream: &Arc<Stream>, incoming: &Incoming, client: ClientInfo, body: &str, base: &Url) -> Reply {
+    let now = SystemTime::now();
+    let Some(session) = stream.touch_hls_client(client, now) else {
+        return error(404, "Stream not found");
+    };
+    stream.set_kind(Kind::Hls);
+    let proxy_base = incoming.base_url(app);
+    let key = &app.reference_key;
+    let rewritten = rewrite::rewrite(body, base, |url, kind| {
+        reference::write(key, &proxy_base, &stream.id, &session.info.id, url.as_str(), kind)
+    });
+    let mut reply = text(200, PLAYLIST_TYPE, rewritten.text);
+    if let Reply::Full(response) = &mut reply {
+        response.insert_header("Cache-Control", "no-cache, no-store");
+        response.insert_header("X-Client-ID", session.info.id.as_str());
+        response.insert_header("X-Stream-ID", stream.id.as_str());
+    }
+    reply
+}
+
+/// The stream's own playlist, moving through its sources while they fail.
+async fn fetch_with_failover(app: &App, stream: &Stream) -> Result<(String, Url), SourceFailure> {
+    let mut source = stream.current();
+    loop {
+        if !source.pause.is_zero() {
+            async_io::Timer::after(source.pause).await;
+        }
+        let failure = match fetch_playlist(app, stream, &source.url).await {
+            Ok(fetched) => {
+                stream.mark_working(source.generation);
+                return Ok(fetched);
+            }
+            Err(failure) => failure,
+        };
+        log::info!("stream {} playlist from source {} failed: {}", stream.id, source.index, failure.detail);
+        let resolved = crate::relay::resolver::next_url(app, stream, &source).await;
+        match stream.fail_over(source.generation, failure.reason, &failure.detail, app.config.failover_cycles, resolved, SystemTime::now()) {
+            SwitchOutcome::Switched(next) => source = next,
+            SwitchOutcome::GaveUp => return Err(failure),
+        }
+    }
+}
+
+/// A variant or rendition playlist. If it fails, the stream moves to its next source,
+/// and the player gets that source's media playlist, never its master playlist.
+async fn fetch_variant(app: &App, stream: &Stream, url: &str) -> Result<(String, Url), SourceFailure> {
+    let failure = match fetch_playlist(app, stream, url).await {
+        Ok(fetched) => return Ok(fetched),
+        Err(failure) => failure,
+    };
+    let (body, base) = fetch_with_failover(app, stream).await.map_err(|_| failure)?;
+    match first_variant(&body).and_then(|uri| base.join(uri).ok()) {
+        Some(variant) => fetch_playlist(app, stream, variant.as_str()).await,
+        None => Ok((body, base)),
+    }
+}
+
+/// The first variant URI of a master playlist; `None` for a media playlist.
+fn first_variant(body: &str) -> Option<&str> {
+    let mut after_stream_inf = false;
+    for line in body.lines().map(str::trim) {
+        if line.len() >= 18 && line[..18].eq_ignore_ascii_case("#EXT-X-STREAM-INF:") {
+            after_stream_inf = true;
+        } else if after_stream_inf && !line.is_empty() && !line.starts_with('#') {
+            return Some(line);
+        }
+    }
+    None
+}
+
+async fn fetch_playlist(app: &App, stream: &Stream, url: &str) -> Result<(String, Url), SourceFailure> {
+    let response = fetch_for(app, stream, url, None).await?;
+    if !(200..300).contains(&response.status) {
+        let detail = format!("playlist answered {}", response.status);
+        return Err(SourceFailure { reason: Reason::HttpStatus, detail, timeout: false });
+    }
+    read_playlist(app, response, Vec::new()).await
+}
+
+/// Reads a playlist body (after `first`, bytes already read), decompresses it, and
+/// checks that it is one. Returns the text and the URL it came from after redirects.
+async fn read_playlist(app: &App, mut response: upstream::Response, first: Vec<u8>) -> Result<(String, Url), SourceFailure> {
+    let read = with_timeout(app.config.read_timeout, response.body.read_to_end(MAX_PLAYLIST)).await;
+    let rest = match read {
+        None => return Err(SourceFailure::from_upstream(upstream::UpstreamError::Timeout("reading the playlist"))),
+        Some(result) => result.map_err(SourceFailure::from_upstream)?,
+    };
+    let mut raw = first;
+    raw.extend_from_slice(&rest);
+    let raw = decompress(response.header("content-encoding"), raw)?;
+    if !rewrite::looks_like_playlist(&raw) {
+        let detail = "source did not answer with an HLS playlist".to_owned();
+        return Err(SourceFailure { reason: Reason::BadContent, detail, timeout: false });
+    }
+    Ok((String::from_utf8_lossy(&raw).into_owned(), response.url))
+}
+
+/// Undoes `Content-Encoding: gzip` or `deflate` (zlib-wrapped, or raw as some servers
+/// send it), bounded by [`MAX_PLAYLIST`].
+fn decompress(encoding: Option<&str>, raw: Vec<u8>) -> Result<Vec<u8>, SourceFailure> {
+    let encoding = encoding.unwrap_or("").trim().to_ascii_lowercase();
+    let inflate = |reader: &mut dyn Read| {
+        let mut out = Vec::new();
+        reader.take(MAX_PLAYLIST as u64).read_to_end(&mut out).map(|_| out)
+    };
+    let decoded = match encoding.as_str() {
+        "" | "identity" => return Ok(raw),
+        "gzip" | "x-gzip" => inflate(&mut flate2::read::GzDecoder::new(raw.as_slice())),
+        "deflate" => inflate(&mut flate2::read::ZlibDecoder::new(raw.as_slice()))
+            .or_else(|_| inflate(&mut flate2::read::DeflateDecoder::new(raw.as_slice()))),
+        other => {
+            let detail = format!("playlist sent with unsupported content-encoding {other}");
+            return Err(SourceFailure { reason: Reason::BadContent, detail, timeout: false });
+        }
+    };
+    decoded.map_err(|e| SourceFailure { reason: Reason::BadContent, detail: format!("playlist did not decompress: {e}"), timeout: false })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_first_variant_of_a_master_is_found_and_media_playlists_have_none() {
+        let master = "#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=1\n\nlow/index.m3u8\n#EXT-X-STREAM-INF:BANDWIDTH=2\nhi.m3u8\n";
+        assert_eq!(first_variant(master), Some("low/index.m3u8"));
+        assert_eq!(first_variant("#EXTM3U\n#EXTINF:4,\nseg1.ts\n"), None);
+    }
+
+    #[test]
+    fn gzip_and_deflate_playlists_decompress() {
+        use std::io::Write;
+        let text = b"#EXTM3U\n#EXTINF:4,\nseg1.ts\n".to_vec();
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        gz.write_all(&text).unwrap();
+        assert_eq!(decompress(Some("gzip"), gz.finish().unwrap()).unwrap(), text);
+        let mut zlib = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+        zlib.write_all(&text).unwrap();
+        assert_eq!(decompress(Some("deflate"), zlib.finish().unwrap()).unwrap(), text);
+        let mut raw = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
+        raw.write_all(&text).unwrap();
+        assert_eq!(decompress(Some("Deflate"), raw.finish().unwrap()).unwrap(), text);
+        assert!(decompress(Some("br"), text).is_err());
+    }
+}
