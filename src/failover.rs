@@ -97,13 +97,21 @@ mod tests {
     use super::*;
 
     fn walk(sources: usize, cycles: u32) -> Vec<Next> {
-        let mut at = Position { index: 0, failures: 1 };
+        let mut at = Position {
+            index: 0,
+            failures: 1,
+        };
         let mut steps = Vec::new();
         loop {
             let step = next(at, sources, cycles);
             steps.push(step);
             match step {
-                Next::Try { index, .. } => at = Position { index, failures: at.failures + 1 },
+                Next::Try { index, .. } => {
+                    at = Position {
+                        index,
+                        failures: at.failures + 1,
+                    }
+                }
                 Next::GiveUp => return steps,
             }
         }
@@ -116,11 +124,26 @@ mod tests {
         assert_eq!(
             steps,
             vec![
-                Next::Try { index: 1, pause: ms(0) },
-                Next::Try { index: 2, pause: ms(0) },
-                Next::Try { index: 0, pause: ms(250) },
-                Next::Try { index: 1, pause: ms(0) },
-                Next::Try { index: 2, pause: ms(0) },
+                Next::Try {
+                    index: 1,
+                    pause: ms(0)
+                },
+                Next::Try {
+                    index: 2,
+                    pause: ms(0)
+                },
+                Next::Try {
+                    index: 0,
+                    pause: ms(250)
+                },
+                Next::Try {
+                    index: 1,
+                    pause: ms(0)
+                },
+                Next::Try {
+                    index: 2,
+                    pause: ms(0)
+                },
                 Next::GiveUp,
             ]
         );

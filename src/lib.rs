@@ -65,7 +65,11 @@ impl std::error::Error for RunError {}
 
 /// Runs the proxy on `listener` until `shutdown` resolves, then ends every stream
 /// (`stream_stopped` with reason `shutdown`), drains briefly, and returns.
-pub fn run(config: Config, listener: std::net::TcpListener, shutdown: impl Future<Output = ()>) -> Result<(), RunError> {
+pub fn run(
+    config: Config,
+    listener: std::net::TcpListener,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), RunError> {
     let app = App::start(config).map_err(RunError::Webhooks)?;
     let listener = async_net::TcpListener::try_from(listener).map_err(RunError::Listener)?;
     let executor = Arc::new(smol::Executor::new());
@@ -78,7 +82,8 @@ pub fn run(config: Config, listener: std::net::TcpListener, shutdown: impl Futur
         log::info!("shutting down: ending {} streams", app.registry.all().len());
         drop(accept);
         drop(sweeper);
-        app.registry.remove_all(StopReason::Shutdown, SystemTime::now());
+        app.registry
+            .remove_all(StopReason::Shutdown, SystemTime::now());
         wait_for_connections(&app).await;
     }));
 
@@ -92,14 +97,23 @@ async fn sweep_forever(app: Arc<App>) {
     loop {
         async_io::Timer::after(SWEEP_EVERY).await;
         let config = &app.config;
-        app.registry
-            .sweep(Instant::now(), SystemTime::now(), config.client_timeout, config.stream_timeout);
+        app.registry.sweep(
+            Instant::now(),
+            SystemTime::now(),
+            config.client_timeout,
+            config.stream_timeout,
+        );
     }
 }
 
 async fn wait_for_connections(app: &App) {
     let deadline = Instant::now() + DRAIN_CONNECTIONS;
-    while app.open_connections.load(std::sync::atomic::Ordering::SeqCst) > 0 && Instant::now() < deadline {
+    while app
+        .open_connections
+        .load(std::sync::atomic::Ordering::SeqCst)
+        > 0
+        && Instant::now() < deadline
+    {
         async_io::Timer::after(Duration::from_millis(20)).await;
     }
 }

@@ -39,7 +39,11 @@ fn main() -> ExitCode {
         "m3u-proxy {} listening on http://{} (api token {})",
         env!("CARGO_PKG_VERSION"),
         config.listen_addr(),
-        if config.api_token.is_some() { "required" } else { "off" }
+        if config.api_token.is_some() {
+            "required"
+        } else {
+            "off"
+        }
     );
     match m3u_proxy::run(config, listener, termination()) {
         Ok(()) => ExitCode::SUCCESS,

@@ -53,7 +53,10 @@ mod tests {
     #[test]
     fn urls_lose_credentials_queries_and_inner_segments() {
         let cases = [
-            ("http://u:p@host:8080/live/user/pass/123.ts?token=abc", "http://host:8080/…/123.ts"),
+            (
+                "http://u:p@host:8080/live/user/pass/123.ts?token=abc",
+                "http://host:8080/…/123.ts",
+            ),
             ("https://cdn.test/index.m3u8", "https://cdn.test/index.m3u8"),
             ("http://cdn.test/", "http://cdn.test/"),
             ("not a url", "<unparsable url>"),
@@ -65,6 +68,9 @@ mod tests {
 
     #[test]
     fn control_characters_are_escaped() {
-        assert_eq!(Escaped("VLC\r\nINFO fake").to_string(), "VLC\\r\\nINFO fake");
+        assert_eq!(
+            Escaped("VLC\r\nINFO fake").to_string(),
+            "VLC\\r\\nINFO fake"
+        );
     }
 }

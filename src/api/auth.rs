@@ -4,7 +4,8 @@
 use crate::app::App;
 use crate::server::{json, Incoming, Reply};
 
-const MISSING: &str = "API token required. Provide token via X-API-Token header or api_token query parameter.";
+const MISSING: &str =
+    "API token required. Provide token via X-API-Token header or api_token query parameter.";
 
 /// `Ok` when no token is configured or the request carries the right one.
 pub fn check(app: &App, incoming: &Incoming) -> Result<(), Reply> {
@@ -17,7 +18,10 @@ pub fn check(app: &App, incoming: &Incoming) -> Result<(), Reply> {
     match offered {
         None => Err(unauthorized()),
         Some(token) if constant_time_eq(token.as_bytes(), expected.as_bytes()) => Ok(()),
-        Some(_) => Err(json(403, &serde_json::json!({ "detail": "Invalid API token" }))),
+        Some(_) => Err(json(
+            403,
+            &serde_json::json!({ "detail": "Invalid API token" }),
+        )),
     }
 }
 

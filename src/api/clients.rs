@@ -13,7 +13,10 @@ use crate::server::{error, json, Incoming, Reply};
 /// The client behind a playback request for `stream_id`.
 pub fn client_info(app: &App, incoming: &Incoming, stream_id: &str) -> ClientInfo {
     let ip = incoming.client_ip(&app.config.trusted_proxies).to_string();
-    let user_agent = incoming.header("user-agent").unwrap_or("unknown").to_owned();
+    let user_agent = incoming
+        .header("user-agent")
+        .unwrap_or("unknown")
+        .to_owned();
     let id = incoming
         .query("client_id")
         .filter(|id| valid_client_id(id))
@@ -21,9 +24,18 @@ pub fn client_info(app: &App, incoming: &Incoming, stream_id: &str) -> ClientInf
     let username = incoming
         .header("x-username")
         .map(str::to_owned)
-        .or_else(|| ["username", "user", "u"].iter().find_map(|k| incoming.query(k)))
+        .or_else(|| {
+            ["username", "user", "u"]
+                .iter()
+                .find_map(|k| incoming.query(k))
+        })
         .filter(|u| !u.is_empty());
-    ClientInfo { id, user_agent, ip_address: ip, username }
+    ClientInfo {
+        id,
+        user_agent,
+        ip_address: ip,
+        username,
+    }
 }
 
 /// `client_` and 16 hex digits of MD5 over address, user agent and stream.
@@ -35,7 +47,11 @@ fn derived_id(ip: &str, user_agent: &str, stream_id: &str) -> String {
 
 /// Client ids travel in URLs and logs: keep them short and plain.
 fn valid_client_id(id: &str) -> bool {
-    !id.is_empty() && id.len() <= 128 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+    !id.is_empty()
+        && id.len() <= 128
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
 }
 
 /// `DELETE /hls/{id}/clients/{client_id}`: the client's connections close at once.
@@ -47,7 +63,10 @@ pub fn disconnect(app: &App, stream_id: &str, client_id: &str) -> Reply {
         return error(404, "Client not found");
     }
     let message = format!("Client {client_id} disconnected");
-    json(200, &serde_json::json!({ "message": message, "client_id": client_id, "stream_id": stream_id }))
+    json(
+        200,
+        &serde_json::json!({ "message": message, "client_id": client_id, "stream_id": stream_id }),
+    )
 }
 
 #[cfg(test)]

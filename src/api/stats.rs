@@ -10,13 +10,16 @@ const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 pub fn root(app: &App) -> Reply {
     let stats = app.registry.stats(app.uptime());
-    json_reply(200, &json!({
-        "status": "running",
-        "message": "m3u-proxy is running",
-        "version": VERSION,
-        "uptime": stats.uptime_seconds,
-        "stats": stats,
-    }))
+    json_reply(
+        200,
+        &json!({
+            "status": "running",
+            "message": "m3u-proxy is running",
+            "version": VERSION,
+            "uptime": stats.uptime_seconds,
+            "stats": stats,
+        }),
+    )
 }
 
 /// Liveness for probes: no token, no work.
@@ -26,26 +29,37 @@ pub fn livez() -> Reply {
 
 pub fn health(app: &App) -> Reply {
     let stats = app.registry.stats(app.uptime());
-    json_reply(200, &json!({
-        "status": "healthy",
-        "version": VERSION,
-        "uptime_seconds": stats.uptime_seconds,
-        "total_streams": stats.total_streams,
-        "active_streams": stats.active_streams,
-        "total_clients": stats.total_clients,
-        "active_clients": stats.active_clients,
-        "stats": stats,
-    }))
+    json_reply(
+        200,
+        &json!({
+            "status": "healthy",
+            "version": VERSION,
+            "uptime_seconds": stats.uptime_seconds,
+            "total_streams": stats.total_streams,
+            "active_streams": stats.active_streams,
+            "total_clients": stats.total_clients,
+            "active_clients": stats.active_clients,
+            "stats": stats,
+        }),
+    )
 }
 
 pub fn stats(app: &App) -> Reply {
     let streams: Vec<_> = app.registry.all().iter().map(|s| s.view()).collect();
-    let clients: Vec<_> = app.registry.all().iter().flat_map(|s| s.client_views()).collect();
-    json_reply(200, &json!({
-        "proxy_stats": app.registry.stats(app.uptime()),
-        "streams": streams,
-        "clients": clients,
-    }))
+    let clients: Vec<_> = app
+        .registry
+        .all()
+        .iter()
+        .flat_map(|s| s.client_views())
+        .collect();
+    json_reply(
+        200,
+        &json!({
+            "proxy_stats": app.registry.stats(app.uptime()),
+            "streams": streams,
+            "clients": clients,
+        }),
+    )
 }
 
 pub fn stats_streams(app: &App) -> Reply {
@@ -54,6 +68,11 @@ pub fn stats_streams(app: &App) -> Reply {
 }
 
 pub fn clients(app: &App) -> Reply {
-    let clients: Vec<_> = app.registry.all().iter().flat_map(|s| s.client_views()).collect();
+    let clients: Vec<_> = app
+        .registry
+        .all()
+        .iter()
+        .flat_map(|s| s.client_views())
+        .collect();
     json_reply(200, &json!({ "clients": clients, "total": clients.len() }))
 }

@@ -13,7 +13,8 @@ const MAX_FAILOVER_URLS: usize = 32;
 
 /// Parses a JSON body; `Err` carries the 422 detail.
 pub fn parse(body: &[u8], default_user_agent: &str) -> Result<StreamSpec, String> {
-    let value: Value = serde_json::from_slice(body).map_err(|e| format!("body: invalid JSON ({e})"))?;
+    let value: Value =
+        serde_json::from_slice(body).map_err(|e| format!("body: invalid JSON ({e})"))?;
     let Value::Object(fields) = value else {
         return Err("body: expected a JSON object".into());
     };
@@ -102,7 +103,11 @@ fn metadata(fields: &Map<String, Value>) -> Result<Metadata, String> {
                 Value::Bool(false) => "False".into(),
                 Value::Number(n) => n.to_string(),
                 Value::Null => "None".into(),
-                _ => return Err(format!("metadata.{key}: must be a string, number or boolean")),
+                _ => {
+                    return Err(format!(
+                        "metadata.{key}: must be a string, number or boolean"
+                    ))
+                }
             };
             Ok((key.clone(), text))
         })
@@ -120,7 +125,10 @@ fn headers(fields: &Map<String, Value>) -> Result<Vec<(String, String)>, String>
             let Value::String(value) = value else {
                 return Err(format!("headers.{name}: expected a string"));
             };
-            let name_ok = !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+            let name_ok = !name.is_empty()
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
             if !name_ok {
                 return Err(format!("headers: {name:?} is not a valid header name"));
             }
@@ -144,13 +152,21 @@ mod tests {
     fn a_minimal_body_gets_defaults() {
         let spec = parse_str(r#"{"url":"http://upstream.test/live/1.ts"}"#).unwrap();
         assert_eq!(spec.user_agent, "DefaultUA/1");
-        assert!(spec.failover_urls.is_empty() && spec.headers.is_empty() && spec.metadata.is_empty());
+        assert!(
+            spec.failover_urls.is_empty() && spec.headers.is_empty() && spec.metadata.is_empty()
+        );
     }
 
     #[test]
     fn metadata_scalars_become_strings_as_the_original_stores_them() {
-        let spec = parse_str(r#"{"url":"http://a.test/x","metadata":{"n":42,"b":true,"s":"x","f":1.5}}"#).unwrap();
-        let got: Vec<_> = spec.metadata.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let spec =
+            parse_str(r#"{"url":"http://a.test/x","metadata":{"n":42,"b":true,"s":"x","f":1.5}}"#)
+                .unwrap();
+        let got: Vec<_> = spec
+            .metadata
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
         assert_eq!(got, ["b=True", "f=1.5", "n=42", "s=x"]);
     }
 
@@ -161,10 +177,22 @@ mod tests {
             (r#"{"url":"ftp://a.test/x"}"#, "url:"),
             (r#"{"url":"http://"}"#, "url:"),
             (r#"{"url":"file:///etc/passwd"}"#, "url:"),
-            (r#"{"url":"http://a.test/x","failover_urls":["http://b.test","nope"]}"#, "failover_urls[1]:"),
-            (r#"{"url":"http://a.test/x","metadata":{"deep":{"x":1}}}"#, "metadata.deep:"),
-            (r#"{"url":"http://a.test/x","headers":{"X-A":"1\r\nHost: evil"}}"#, "headers.X-A:"),
-            (r#"{"url":"http://a.test/x","headers":{"bad name":"1"}}"#, "headers:"),
+            (
+                r#"{"url":"http://a.test/x","failover_urls":["http://b.test","nope"]}"#,
+                "failover_urls[1]:",
+            ),
+            (
+                r#"{"url":"http://a.test/x","metadata":{"deep":{"x":1}}}"#,
+                "metadata.deep:",
+            ),
+            (
+                r#"{"url":"http://a.test/x","headers":{"X-A":"1\r\nHost: evil"}}"#,
+                "headers.X-A:",
+            ),
+            (
+                r#"{"url":"http://a.test/x","headers":{"bad name":"1"}}"#,
+                "headers:",
+            ),
             (r#"{"url":"http://a.test/x","user_agent":5}"#, "user_agent:"),
             (r#"[1]"#, "body:"),
             (r#"{"url":"#, "body:"),

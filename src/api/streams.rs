@@ -16,7 +16,10 @@ const MAX_BODY: usize = 64 * 1024;
 
 pub async fn create(app: &App, mut incoming: Incoming) -> Reply {
     let Some(body) = read_body(&mut incoming.request, MAX_BODY).await else {
-        return error(413, &format!("Request body over {MAX_BODY} bytes or unreadable"));
+        return error(
+            413,
+            &format!("Request body over {MAX_BODY} bytes or unreadable"),
+        );
     };
     let spec = match stream_request::parse(&body, &app.config.default_user_agent) {
         Ok(spec) => spec,
@@ -63,11 +66,17 @@ pub fn get(app: &App, id: &str) -> Reply {
         return error(404, "Stream not found");
     };
     let clients = stream.client_views();
-    json_reply(200, &json!({ "stream": stream.view(), "client_count": clients.len(), "clients": clients }))
+    json_reply(
+        200,
+        &json!({ "stream": stream.view(), "client_count": clients.len(), "clients": clients }),
+    )
 }
 
 pub fn delete(app: &App, id: &str) -> Reply {
-    match app.registry.remove(id, StopReason::Deleted, SystemTime::now()) {
+    match app
+        .registry
+        .remove(id, StopReason::Deleted, SystemTime::now())
+    {
         Some(_) => json_reply(200, &json!({ "message": format!("Stream {id} deleted") })),
         None => error(404, "Stream not found"),
     }
@@ -104,12 +113,15 @@ pub fn by_metadata(app: &App, incoming: &Incoming) -> Reply {
         .filter(|s| !active_only || s.client_count() > 0)
         .map(|s| s.view())
         .collect();
-    json_reply(200, &json!({
-        "filter": { "field": field, "value": value, "active_only": active_only },
-        "matching_streams": streams,
-        "total_matching": streams.len(),
-        "total_clients": streams.iter().map(|s| s.client_count).sum::<usize>(),
-    }))
+    json_reply(
+        200,
+        &json!({
+            "filter": { "field": field, "value": value, "active_only": active_only },
+            "matching_streams": streams,
+            "total_matching": streams.len(),
+            "total_clients": streams.iter().map(|s| s.client_count).sum::<usize>(),
+        }),
+    )
 }
 
 /// `DELETE /streams/by-metadata` (all matches) and `/streams/oldest-by-metadata` (one).
@@ -131,13 +143,20 @@ pub fn delete_by_metadata(app: &App, incoming: &Incoming, oldest_only: bool) -> 
     let now = SystemTime::now();
     let deleted: Vec<String> = matches
         .iter()
-        .filter_map(|s| app.registry.remove(&s.id, StopReason::Deleted, now).map(|s| s.id.clone()))
+        .filter_map(|s| {
+            app.registry
+                .remove(&s.id, StopReason::Deleted, now)
+                .map(|s| s.id.clone())
+        })
         .collect();
-    json_reply(200, &json!({
-        "message": format!("Deleted {} stream(s)", deleted.len()),
-        "deleted_count": deleted.len(),
-        "deleted_streams": deleted,
-    }))
+    json_reply(
+        200,
+        &json!({
+            "message": format!("Deleted {} stream(s)", deleted.len()),
+            "deleted_count": deleted.len(),
+            "deleted_streams": deleted,
+        }),
+    )
 }
 
 fn parse_bool(text: &str) -> Option<bool> {
@@ -155,16 +174,22 @@ pub async fn failover(app: &App, id: &str) -> Reply {
     };
     let resolved = crate::relay::resolver::next_url(app, &stream, &stream.current()).await;
     let Some(switch) = stream.manual_failover(resolved, SystemTime::now()) else {
-        return error(400, "Stream has no failover URLs: there is no other source to switch to");
+        return error(
+            400,
+            "Stream has no failover URLs: there is no other source to switch to",
+        );
     };
     let view = stream.view();
-    json_reply(200, &json!({
-        "message": format!("Failover triggered for stream {id}"),
-        "new_url": switch.url,
-        "failover_index": switch.index,
-        "failover_attempts": view.failover_attempts,
-        "active_clients": view.client_count,
-    }))
+    json_reply(
+        200,
+        &json!({
+            "message": format!("Failover triggered for stream {id}"),
+            "new_url": switch.url,
+            "failover_index": switch.index,
+            "failover_attempts": view.failover_attempts,
+            "active_clients": view.client_count,
+        }),
+    )
 }
 
 /// `GET`/`HEAD /stream/{id}`.

@@ -13,7 +13,10 @@ const MAX_BODY: usize = 64 * 1024;
 
 pub async fn add(app: &App, mut incoming: Incoming) -> Reply {
     let Some(body) = read_body(&mut incoming.request, MAX_BODY).await else {
-        return error(413, &format!("Request body over {MAX_BODY} bytes or unreadable"));
+        return error(
+            413,
+            &format!("Request body over {MAX_BODY} bytes or unreadable"),
+        );
     };
     match app.webhooks.add(&body) {
         Ok(view) => json_reply(200, &json!({ "message": "Webhook added", "webhook": view })),
@@ -23,7 +26,10 @@ pub async fn add(app: &App, mut incoming: Incoming) -> Reply {
 
 pub fn list(app: &App) -> Reply {
     let webhooks = app.webhooks.list();
-    json_reply(200, &json!({ "webhooks": webhooks, "total": webhooks.len() }))
+    json_reply(
+        200,
+        &json!({ "webhooks": webhooks, "total": webhooks.len() }),
+    )
 }
 
 pub fn remove(app: &App, incoming: &Incoming) -> Reply {

@@ -164,7 +164,8 @@ impl RawSettings {
             public_base_url: self.public_base_url()?,
             state_file: self.state_file(),
             webhook_workers: self.parse("webhook_workers", "1 to 16", |n| (1..=16).contains(n))?,
-            failover_cycles: self.parse("failover_cycles", "1 to 100", |n| (1..=100).contains(n))?,
+            failover_cycles: self
+                .parse("failover_cycles", "1 to 100", |n| (1..=100).contains(n))?,
             header_timeout: self.seconds("header_timeout")?,
             client_write_timeout: self.seconds("client_write_timeout")?,
             vod_resume_attempts: self.parse("vod_resume_attempts", "0 to 100", |n| *n <= 100)?,
@@ -221,7 +222,8 @@ impl RawSettings {
             return Ok(None);
         }
         let expected = "an http or https URL such as https://tv.example/iptv";
-        let parsed = url::Url::parse(text).map_err(|_| self.invalid("public_base_url", expected))?;
+        let parsed =
+            url::Url::parse(text).map_err(|_| self.invalid("public_base_url", expected))?;
         let usable = matches!(parsed.scheme(), "http" | "https")
             && parsed.host().is_some()
             && parsed.query().is_none();

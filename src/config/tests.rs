@@ -5,11 +5,7 @@ fn parse(env: &[(&str, &str)], args: &[&str]) -> Result<Command, ConfigError> {
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
-    let lookup = move |name: &str| {
-        env.iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.clone())
-    };
+    let lookup = move |name: &str| env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
     Config::from_sources(lookup, args.iter().map(OsString::from))
 }
 
@@ -31,25 +27,36 @@ fn defaults_serve_on_all_addresses_without_a_token() {
 
 #[test]
 fn flags_beat_the_environment() {
-    let config = config(&[("PORT", "9000"), ("HOST", "127.0.0.1")], &["--port", "9100"]);
+    let config = config(
+        &[("PORT", "9000"), ("HOST", "127.0.0.1")],
+        &["--port", "9100"],
+    );
     assert_eq!(config.port, 9100);
     assert_eq!(config.host.to_string(), "127.0.0.1");
 }
 
 #[test]
 fn flags_take_values_after_an_equals_sign() {
-    assert_eq!(config(&[], &["--client-timeout=2.5"]).client_timeout, Duration::from_millis(2500));
+    assert_eq!(
+        config(&[], &["--client-timeout=2.5"]).client_timeout,
+        Duration::from_millis(2500)
+    );
 }
 
 #[test]
 fn invalid_values_name_the_setting_as_the_user_wrote_it() {
-    let cases: &[(&[(&str, &str)], &[&str], &str)] = &[
+    type Case<'a> = (&'a [(&'a str, &'a str)], &'a [&'a str], &'a str);
+    let cases: &[Case] = &[
         (&[("PORT", "http")], &[], "PORT"),
         (&[], &["--port", "0"], "--port"),
         (&[("LOG_LEVEL", "loud")], &[], "LOG_LEVEL"),
         (&[], &["--stream-timeout", "-1"], "--stream-timeout"),
         (&[], &["--root-path", "iptv"], "--root-path"),
-        (&[], &["--trusted-proxies", "10.0.0.0/33"], "--trusted-proxies"),
+        (
+            &[],
+            &["--trusted-proxies", "10.0.0.0/33"],
+            "--trusted-proxies",
+        ),
         (&[], &["--public-base-url", "ftp://x"], "--public-base-url"),
     ];
     for (env, args, named) in cases {
@@ -62,9 +69,18 @@ fn invalid_values_name_the_setting_as_the_user_wrote_it() {
 
 #[test]
 fn unknown_flags_and_missing_values_are_errors() {
-    assert!(matches!(parse(&[], &["--colour"]), Err(ConfigError::UnknownFlag(_))));
-    assert!(matches!(parse(&[], &["--port"]), Err(ConfigError::MissingValue(_))));
-    assert!(matches!(parse(&[], &["serve"]), Err(ConfigError::Malformed(_))));
+    assert!(matches!(
+        parse(&[], &["--colour"]),
+        Err(ConfigError::UnknownFlag(_))
+    ));
+    assert!(matches!(
+        parse(&[], &["--port"]),
+        Err(ConfigError::MissingValue(_))
+    ));
+    assert!(matches!(
+        parse(&[], &["serve"]),
+        Err(ConfigError::Malformed(_))
+    ));
 }
 
 #[test]
@@ -76,8 +92,14 @@ fn help_and_version_are_commands() {
 
 #[test]
 fn log_level_accepts_warning_and_any_case() {
-    assert_eq!(config(&[("LOG_LEVEL", "WARNING")], &[]).log_level, log::LevelFilter::Warn);
-    assert_eq!(config(&[("LOG_LEVEL", "Debug")], &[]).log_level, log::LevelFilter::Debug);
+    assert_eq!(
+        config(&[("LOG_LEVEL", "WARNING")], &[]).log_level,
+        log::LevelFilter::Warn
+    );
+    assert_eq!(
+        config(&[("LOG_LEVEL", "Debug")], &[]).log_level,
+        log::LevelFilter::Debug
+    );
 }
 
 #[test]

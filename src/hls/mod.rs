@@ -11,12 +11,13 @@ use std::io::Read;
 use std::sync::Arc;
 use std::time::SystemTime;
 
+use http_types::Method;
 use url::Url;
 
 use crate::api::client_info;
 use crate::app::App;
 use crate::failover::Reason;
-use crate::registry::{ClientInfo, Kind, Stream, SwitchOutcome};
+use crate::registry::{Client, ClientInfo, Kind, Stream, SwitchOutcome};
 use crate::relay::{fetch_for, SourceFailure};
 use crate::server::{error, text, Incoming, Reply};
 use crate::upstream::{self, with_timeout};
@@ -57,12 +58,18 @@ pub async fn segment(app: &Arc<App>, id: &str, incoming: Incoming) -> Reply {
     };
     let url = match signed_reference(app, &stream, &incoming, UriKind::Media) {
         Ok(Some(url)) => url,
-        Ok(None) => return error(403, "Forbidden: segment requests need a reference from this stream's playlist"),
+        Ok(None) => {
+            return error(
+                403,
+                "Forbidden: segment requests need a reference from this stream's playlist",
+            )
+        }
         Err(reply) => return reply,
     };
     let info = client_info(app, &incoming, &stream.id);
-    let Some(client) = stream.touch_hls_client(info, SystemTime::now()) else {
-        return error(404, "Stream not found");
+    let client = match session(&stream, &incoming, info) {
+        Ok(client) => client,
+        Err(reply) => return reply,
     };
     let range = incoming.header("range").map(str::to_owned);
     segment::serve(app, &stream, client, &url, range.as_deref()).await
@@ -70,7 +77,14 @@ pub async fn segment(app: &Arc<App>, id: &str, incoming: Incoming) -> Reply {
 
 /// A playlist reached through `/stream/{id}` (a source that did not say it was HLS):
 /// read the rest of it and answer as the HLS route would.
-pub async fn serve_fetched(app: &Arc<App>, stream: &Arc<Stream>, incoming: &Incoming, response: upstream::Response, first: Vec<u8>, client: &ClientInfo) -> Reply {
+pub async fn serve_fetched(
+    app: &Arc<App>,
+    stream: &Arc<Stream>,
+    incoming: &Incoming,
+    response: upstream::Response,
+    first: Vec<u8>,
+    client: &ClientInfo,
+) -> Reply {
     match read_playlist(app, response, first).await {
         Ok((body, base)) => respond(app, stream, incoming, client.clone(), &body, &base),
         Err(failure) => failure.reply(),
@@ -79,32 +93,69 @@ pub async fn serve_fetched(app: &Arc<App>, stream: &Arc<Stream>, incoming: &Inco
 
 /// The upstream URL of a signed `url=`/`sig=` pair: `Ok(None)` when there is none, a
 /// 403 reply when it is forged.
-fn signed_reference(app: &App, stream: &Stream, incoming: &Incoming, kind: UriKind) -> Result<Option<String>, Reply> {
+fn signed_reference(
+    app: &App,
+    stream: &Stream,
+    incoming: &Incoming,
+    kind: UriKind,
+) -> Result<Option<String>, Reply> {
     let Some(raw) = incoming.raw_query("url") else {
         return Ok(None);
     };
     let sig = incoming.raw_query("sig").unwrap_or("");
     match reference::read(&app.reference_key, &stream.id, kind, raw, sig) {
         Some(url) => Ok(Some(url)),
-        None => Err(error(403, "Forbidden: this reference was not issued for this stream")),
+        None => Err(error(
+            403,
+            "Forbidden: this reference was not issued for this stream",
+        )),
     }
 }
 
-fn respond(app: &App, stream: &Arc<Stream>, incoming: &Incoming, client: ClientInfo, body: &str, base: &Url) -> Reply {
-    let now = SystemTime::now();
-    let Some(session) = stream.touch_hls_client(client, now) else {
-        return error(404, "Stream not found");
-    };
+/// The client's HLS session with this request noted on it. A HEAD is a probe: it gets
+/// what GET would answer and joins no session (`Ok(None)`). A 404 if the stream is gone.
+fn session(
+    stream: &Stream,
+    incoming: &Incoming,
+    client: ClientInfo,
+) -> Result<Option<Arc<Client>>, Reply> {
+    let gone = || error(404, "Stream not found");
+    if incoming.method() == Method::Head {
+        return if stream.is_removed() {
+            Err(gone())
+        } else {
+            Ok(None)
+        };
+    }
+    stream
+        .touch_hls_client(client, SystemTime::now())
+        .map(Some)
+        .ok_or_else(gone)
+}
+
+fn respond(
+    app: &App,
+    stream: &Arc<Stream>,
+    incoming: &Incoming,
+    client: ClientInfo,
+    body: &str,
+    base: &Url,
+) -> Reply {
+    // A session is keyed by the client id, so the id is the same with or without one.
+    let client_id = client.id.clone();
+    if let Err(reply) = session(stream, incoming, client) {
+        return reply;
+    }
     stream.set_kind(Kind::Hls);
     let proxy_base = incoming.base_url(app);
     let key = &app.reference_key;
     let rewritten = rewrite::rewrite(body, base, |url, kind| {
-        reference::write(key, &proxy_base, &stream.id, &session.info.id, url.as_str(), kind)
+        reference::write(key, &proxy_base, &stream.id, &client_id, url.as_str(), kind)
     });
     let mut reply = text(200, PLAYLIST_TYPE, rewritten.text);
     if let Reply::Full(response) = &mut reply {
         response.insert_header("Cache-Control", "no-cache, no-store");
-        response.insert_header("X-Client-ID", session.info.id.as_str());
+        response.insert_header("X-Client-ID", client_id.as_str());
         response.insert_header("X-Stream-ID", stream.id.as_str());
     }
     reply
@@ -124,9 +175,21 @@ async fn fetch_with_failover(app: &App, stream: &Stream) -> Result<(String, Url)
             }
             Err(failure) => failure,
         };
-        log::info!("stream {} playlist from source {} failed: {}", stream.id, source.index, failure.detail);
+        log::info!(
+            "stream {} playlist from source {} failed: {}",
+            stream.id,
+            source.index,
+            failure.detail
+        );
         let resolved = crate::relay::resolver::next_url(app, stream, &source).await;
-        match stream.fail_over(source.generation, failure.reason, &failure.detail, app.config.failover_cycles, resolved, SystemTime::now()) {
+        match stream.fail_over(
+            source.generation,
+            failure.reason,
+            &failure.detail,
+            app.config.failover_cycles,
+            resolved,
+            SystemTime::now(),
+        ) {
             SwitchOutcome::Switched(next) => source = next,
             SwitchOutcome::GaveUp => return Err(failure),
         }
@@ -135,12 +198,18 @@ async fn fetch_with_failover(app: &App, stream: &Stream) -> Result<(String, Url)
 
 /// A variant or rendition playlist. If it fails, the stream moves to its next source,
 /// and the player gets that source's media playlist, never its master playlist.
-async fn fetch_variant(app: &App, stream: &Stream, url: &str) -> Result<(String, Url), SourceFailure> {
+async fn fetch_variant(
+    app: &App,
+    stream: &Stream,
+    url: &str,
+) -> Result<(String, Url), SourceFailure> {
     let failure = match fetch_playlist(app, stream, url).await {
         Ok(fetched) => return Ok(fetched),
         Err(failure) => failure,
     };
-    let (body, base) = fetch_with_failover(app, stream).await.map_err(|_| failure)?;
+    let (body, base) = fetch_with_failover(app, stream)
+        .await
+        .map_err(|_| failure)?;
     match first_variant(&body).and_then(|uri| base.join(uri).ok()) {
         Some(variant) => fetch_playlist(app, stream, variant.as_str()).await,
         None => Ok((body, base)),
@@ -160,21 +229,41 @@ fn first_variant(body: &str) -> Option<&str> {
     None
 }
 
-async fn fetch_playlist(app: &App, stream: &Stream, url: &str) -> Result<(String, Url), SourceFailure> {
+async fn fetch_playlist(
+    app: &App,
+    stream: &Stream,
+    url: &str,
+) -> Result<(String, Url), SourceFailure> {
     let response = fetch_for(app, stream, url, None).await?;
     if !(200..300).contains(&response.status) {
         let detail = format!("playlist answered {}", response.status);
-        return Err(SourceFailure { reason: Reason::HttpStatus, detail, timeout: false });
+        return Err(SourceFailure {
+            reason: Reason::HttpStatus,
+            detail,
+            timeout: false,
+        });
     }
     read_playlist(app, response, Vec::new()).await
 }
 
 /// Reads a playlist body (after `first`, bytes already read), decompresses it, and
 /// checks that it is one. Returns the text and the URL it came from after redirects.
-async fn read_playlist(app: &App, mut response: upstream::Response, first: Vec<u8>) -> Result<(String, Url), SourceFailure> {
-    let read = with_timeout(app.config.read_timeout, response.body.read_to_end(MAX_PLAYLIST)).await;
+async fn read_playlist(
+    app: &App,
+    mut response: upstream::Response,
+    first: Vec<u8>,
+) -> Result<(String, Url), SourceFailure> {
+    let read = with_timeout(
+        app.config.read_timeout,
+        response.body.read_to_end(MAX_PLAYLIST),
+    )
+    .await;
     let rest = match read {
-        None => return Err(SourceFailure::from_upstream(upstream::UpstreamError::Timeout("reading the playlist"))),
+        None => {
+            return Err(SourceFailure::from_upstream(
+                upstream::UpstreamError::Timeout("reading the playlist"),
+            ))
+        }
         Some(result) => result.map_err(SourceFailure::from_upstream)?,
     };
     let mut raw = first;
@@ -182,30 +271,52 @@ async fn read_playlist(app: &App, mut response: upstream::Response, first: Vec<u
     let raw = decompress(response.header("content-encoding"), raw)?;
     if !rewrite::looks_like_playlist(&raw) {
         let detail = "source did not answer with an HLS playlist".to_owned();
-        return Err(SourceFailure { reason: Reason::BadContent, detail, timeout: false });
+        return Err(SourceFailure {
+            reason: Reason::BadContent,
+            detail,
+            timeout: false,
+        });
     }
     Ok((String::from_utf8_lossy(&raw).into_owned(), response.url))
 }
 
 /// Undoes `Content-Encoding: gzip` or `deflate` (zlib-wrapped, or raw as some servers
-/// send it), bounded by [`MAX_PLAYLIST`].
+/// send it). A playlist larger than [`MAX_PLAYLIST`] once decompressed is refused, as an
+/// uncompressed one would be, rather than cut at the bound.
 fn decompress(encoding: Option<&str>, raw: Vec<u8>) -> Result<Vec<u8>, SourceFailure> {
     let encoding = encoding.unwrap_or("").trim().to_ascii_lowercase();
+    let bad = |detail: String| SourceFailure {
+        reason: Reason::BadContent,
+        detail,
+        timeout: false,
+    };
     let inflate = |reader: &mut dyn Read| {
         let mut out = Vec::new();
-        reader.take(MAX_PLAYLIST as u64).read_to_end(&mut out).map(|_| out)
-    };
-    let decoded = match encoding.as_str() {
-        "" | "identity" => return Ok(raw),
-        "gzip" | "x-gzip" => inflate(&mut flate2::read::GzDecoder::new(raw.as_slice())),
-        "deflate" => inflate(&mut flate2::read::ZlibDecoder::new(raw.as_slice()))
-            .or_else(|_| inflate(&mut flate2::read::DeflateDecoder::new(raw.as_slice()))),
-        other => {
-            let detail = format!("playlist sent with unsupported content-encoding {other}");
-            return Err(SourceFailure { reason: Reason::BadContent, detail, timeout: false });
+        // One byte past the bound tells a playlist that is too large from one that fits.
+        let read = reader.take(MAX_PLAYLIST as u64 + 1).read_to_end(&mut out);
+        match read {
+            Err(e) => Err(bad(format!("playlist did not decompress: {e}"))),
+            Ok(_) if out.len() > MAX_PLAYLIST => Err(bad(format!(
+                "playlist over {MAX_PLAYLIST} bytes decompressed"
+            ))),
+            Ok(_) => Ok(out),
         }
     };
-    decoded.map_err(|e| SourceFailure { reason: Reason::BadContent, detail: format!("playlist did not decompress: {e}"), timeout: false })
+    match encoding.as_str() {
+        "" | "identity" => Ok(raw),
+        "gzip" | "x-gzip" => inflate(&mut flate2::read::GzDecoder::new(raw.as_slice())),
+        "deflate" if is_zlib(&raw) => inflate(&mut flate2::read::ZlibDecoder::new(raw.as_slice())),
+        "deflate" => inflate(&mut flate2::read::DeflateDecoder::new(raw.as_slice())),
+        other => Err(bad(format!(
+            "playlist sent with unsupported content-encoding {other}"
+        ))),
+    }
+}
+
+/// Whether a `deflate` body has the zlib wrapper RFC 9110 asks for (RFC 1950: method 8,
+/// and the first two bytes a multiple of 31) rather than the raw stream some servers send.
+fn is_zlib(raw: &[u8]) -> bool {
+    matches!(raw, [method, flags, ..] if method & 0x0f == 8 && u16::from_be_bytes([*method, *flags]) % 31 == 0)
 }
 
 #[cfg(test)]
@@ -225,13 +336,34 @@ mod tests {
         let text = b"#EXTM3U\n#EXTINF:4,\nseg1.ts\n".to_vec();
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
         gz.write_all(&text).unwrap();
-        assert_eq!(decompress(Some("gzip"), gz.finish().unwrap()).unwrap(), text);
+        assert_eq!(
+            decompress(Some("gzip"), gz.finish().unwrap()).unwrap(),
+            text
+        );
         let mut zlib = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
         zlib.write_all(&text).unwrap();
-        assert_eq!(decompress(Some("deflate"), zlib.finish().unwrap()).unwrap(), text);
-        let mut raw = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
+        assert_eq!(
+            decompress(Some("deflate"), zlib.finish().unwrap()).unwrap(),
+            text
+        );
+        let mut raw =
+            flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
         raw.write_all(&text).unwrap();
-        assert_eq!(decompress(Some("Deflate"), raw.finish().unwrap()).unwrap(), text);
+        assert_eq!(
+            decompress(Some("Deflate"), raw.finish().unwrap()).unwrap(),
+            text
+        );
         assert!(decompress(Some("br"), text).is_err());
+    }
+
+    #[test]
+    fn playlists_decompressing_past_the_bound_are_refused_and_one_at_the_bound_is_not() {
+        use std::io::Write;
+        for len in [MAX_PLAYLIST, MAX_PLAYLIST + 1] {
+            let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            gz.write_all(&vec![b'#'; len]).unwrap();
+            let decoded = decompress(Some("gzip"), gz.finish().unwrap());
+            assert_eq!(decoded.is_ok(), len == MAX_PLAYLIST, "{len} bytes");
+        }
     }
 }

@@ -11,7 +11,11 @@ use super::rewrite::UriKind;
 
 /// Everything but RFC 3986 unreserved characters is escaped, so `+`, `&`, `=` and `%`
 /// inside the upstream URL can never be read as our own query syntax.
-const COMPONENT: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
+const COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
 
 /// Hex digits of the signature kept: 128 bits, far beyond guessing over HTTP.
 const SIGNATURE_HEX: usize = 32;
@@ -25,7 +29,14 @@ fn kind_label(kind: UriKind) -> &'static str {
 }
 
 /// Builds `{base}/hls/{stream}/{route}?url=..&sig=..&client_id=..` for `upstream`.
-pub fn write(key: &[u8; 32], base: &str, stream_id: &str, client_id: &str, upstream: &str, kind: UriKind) -> String {
+pub fn write(
+    key: &[u8; 32],
+    base: &str,
+    stream_id: &str,
+    client_id: &str,
+    upstream: &str,
+    kind: UriKind,
+) -> String {
     let route = match kind {
         UriKind::Playlist => "playlist.m3u8".to_owned(),
         UriKind::Media => format!("segment.{}", extension_of(upstream)),
@@ -38,7 +49,13 @@ pub fn write(key: &[u8; 32], base: &str, stream_id: &str, client_id: &str, upstr
 
 /// Decodes a reference's raw `url` value and checks its `sig`; `None` when either is
 /// missing or forged.
-pub fn read(key: &[u8; 32], stream_id: &str, kind: UriKind, raw_url: &str, sig: &str) -> Option<String> {
+pub fn read(
+    key: &[u8; 32],
+    stream_id: &str,
+    kind: UriKind,
+    raw_url: &str,
+    sig: &str,
+) -> Option<String> {
     let upstream = percent_decode_str(raw_url).decode_utf8().ok()?.into_owned();
     let expected = sign(key, stream_id, kind, &upstream);
     constant_time_eq(expected.as_bytes(), sig.as_bytes()).then_some(upstream)
@@ -64,7 +81,11 @@ fn extension_of(upstream: &str) -> &str {
     let path = upstream.split(['?', '#']).next().unwrap_or("");
     let last = path.rsplit('/').next().unwrap_or("");
     match last.rsplit_once('.') {
-        Some((_, ext)) if (1..=5).contains(&ext.len()) && ext.bytes().all(|b| b.is_ascii_alphanumeric()) => ext,
+        Some((_, ext))
+            if (1..=5).contains(&ext.len()) && ext.bytes().all(|b| b.is_ascii_alphanumeric()) =>
+        {
+            ext
+        }
         _ => "ts",
     }
 }
@@ -81,7 +102,10 @@ mod tests {
 
     fn query_value<'a>(reference: &'a str, name: &str) -> &'a str {
         let query = reference.split_once('?').unwrap().1;
-        query.split('&').find_map(|p| p.strip_prefix(name)?.strip_prefix('=')).unwrap()
+        query
+            .split('&')
+            .find_map(|p| p.strip_prefix(name)?.strip_prefix('='))
+            .unwrap()
     }
 
     #[test]
@@ -92,9 +116,22 @@ mod tests {
             "http://[::1]:8080/live/ü/seg 1.ts",
         ];
         for upstream in tricky {
-            let reference = write(&KEY, "http://proxy.lan:8085", "s1", "client_1", upstream, UriKind::Media);
-            let (raw, sig) = (query_value(&reference, "url"), query_value(&reference, "sig"));
-            assert_eq!(read(&KEY, "s1", UriKind::Media, raw, sig).as_deref(), Some(upstream));
+            let reference = write(
+                &KEY,
+                "http://proxy.lan:8085",
+                "s1",
+                "client_1",
+                upstream,
+                UriKind::Media,
+            );
+            let (raw, sig) = (
+                query_value(&reference, "url"),
+                query_value(&reference, "sig"),
+            );
+            assert_eq!(
+                read(&KEY, "s1", UriKind::Media, raw, sig).as_deref(),
+                Some(upstream)
+            );
         }
     }
 
@@ -102,10 +139,22 @@ mod tests {
     fn forged_or_misused_references_are_refused() {
         let upstream = "http://cdn.test/seg1.ts";
         let reference = write(&KEY, "http://p", "s1", "c", upstream, UriKind::Media);
-        let (raw, sig) = (query_value(&reference, "url"), query_value(&reference, "sig"));
-        assert!(read(&KEY, "s2", UriKind::Media, raw, sig).is_none(), "another stream");
-        assert!(read(&KEY, "s1", UriKind::Playlist, raw, sig).is_none(), "another kind");
-        assert!(read(&[8; 32], "s1", UriKind::Media, raw, sig).is_none(), "another key");
+        let (raw, sig) = (
+            query_value(&reference, "url"),
+            query_value(&reference, "sig"),
+        );
+        assert!(
+            read(&KEY, "s2", UriKind::Media, raw, sig).is_none(),
+            "another stream"
+        );
+        assert!(
+            read(&KEY, "s1", UriKind::Playlist, raw, sig).is_none(),
+            "another kind"
+        );
+        assert!(
+            read(&[8; 32], "s1", UriKind::Media, raw, sig).is_none(),
+            "another key"
+        );
         assert!(read(&KEY, "s1", UriKind::Media, "http%3A%2F%2Fevil.test%2F", sig).is_none());
     }
 

@@ -23,36 +23,76 @@ const FORWARDED: [(&str, &str); 5] = [
     ("etag", "ETag"),
 ];
 
-/// Fetches `url` for the client and streams it back.
-pub async fn serve(app: &App, stream: &Arc<Stream>, client: Arc<Client>, url: &str, range: Option<&str>) -> Reply {
+/// Fetches `url` for the client and streams it back. Without a client (a HEAD probe)
+/// nothing is counted.
+pub async fn serve(
+    app: &App,
+    stream: &Arc<Stream>,
+    client: Option<Arc<Client>>,
+    url: &str,
+    range: Option<&str>,
+) -> Reply {
     let response = match fetch_twice(app, stream, url, range).await {
         Ok(response) => response,
         Err(failure) => {
             let source = stream.current();
-            stream.fail_over(source.generation, failure.reason, &failure.detail, app.config.failover_cycles, None, SystemTime::now());
+            stream.fail_over(
+                source.generation,
+                failure.reason,
+                &failure.detail,
+                app.config.failover_cycles,
+                None,
+                SystemTime::now(),
+            );
             return failure.reply();
         }
     };
     let mut headers: Vec<(String, String)> = FORWARDED
         .iter()
-        .filter_map(|(name, title)| response.header(name).map(|v| (title.to_string(), v.to_owned())))
+        .filter_map(|(name, title)| {
+            response
+                .header(name)
+                .map(|v| (title.to_string(), v.to_owned()))
+        })
         .collect();
     if !headers.iter().any(|(n, _)| n == "Content-Type") {
         headers.push(("Content-Type".into(), "video/mp2t".into()));
     }
-    let head = MediaHead { status: response.status, headers, length: response.content_length() };
-    let body = SegmentBody { stream: stream.clone(), client, response, read_timeout: app.config.read_timeout };
+    let head = MediaHead {
+        status: response.status,
+        headers,
+        length: response.content_length(),
+    };
+    let body = SegmentBody {
+        stream: stream.clone(),
+        client,
+        response,
+        read_timeout: app.config.read_timeout,
+    };
     Reply::Media(head, Box::new(body))
 }
 
 /// One retry on the same URL before a failure counts; 416 is the client's own answer.
-async fn fetch_twice(app: &App, stream: &Stream, url: &str, range: Option<&str>) -> Result<upstream::Response, SourceFailure> {
+async fn fetch_twice(
+    app: &App,
+    stream: &Stream,
+    url: &str,
+    range: Option<&str>,
+) -> Result<upstream::Response, SourceFailure> {
     let mut last = None;
     for _ in 0..2 {
         match fetch_for(app, stream, url, range).await {
-            Ok(response) if response.status < 400 || (response.status == 416 && range.is_some()) => return Ok(response),
+            Ok(response)
+                if response.status < 400 || (response.status == 416 && range.is_some()) =>
+            {
+                return Ok(response)
+            }
             Ok(response) => {
-                last = Some(SourceFailure { reason: Reason::HttpStatus, detail: format!("segment answered {}", response.status), timeout: false })
+                last = Some(SourceFailure {
+                    reason: Reason::HttpStatus,
+                    detail: format!("segment answered {}", response.status),
+                    timeout: false,
+                })
             }
             Err(failure) => last = Some(failure),
         }
@@ -62,13 +102,16 @@ async fn fetch_twice(app: &App, stream: &Stream, url: &str, range: Option<&str>)
 
 struct SegmentBody {
     stream: Arc<Stream>,
-    client: Arc<Client>,
+    client: Option<Arc<Client>>,
     response: upstream::Response,
     read_timeout: std::time::Duration,
 }
 
 impl MediaBody for SegmentBody {
-    fn pump<'a>(self: Box<Self>, sink: &'a mut ClientSink) -> Pin<Box<dyn std::future::Future<Output = BodyEnd> + Send + 'a>> {
+    fn pump<'a>(
+        self: Box<Self>,
+        sink: &'a mut ClientSink,
+    ) -> Pin<Box<dyn std::future::Future<Output = BodyEnd> + Send + 'a>> {
         Box::pin(self.run(sink))
     }
 }
@@ -85,7 +128,10 @@ impl SegmentBody {
                 None
             };
             let Some(read) = futures_lite::future::or(read, timeout).await else {
-                log::info!("stream {} segment stalled after {sent} bytes", self.stream.id);
+                log::info!(
+                    "stream {} segment stalled after {sent} bytes",
+                    self.stream.id
+                );
                 break BodyEnd::Aborted;
             };
             timer.set_after(self.read_timeout);
@@ -98,12 +144,17 @@ impl SegmentBody {
                     sent += n as u64;
                 }
                 Err(e) => {
-                    log::info!("stream {} segment cut short after {sent} bytes: {e}", self.stream.id);
+                    log::info!(
+                        "stream {} segment cut short after {sent} bytes: {e}",
+                        self.stream.id
+                    );
                     break BodyEnd::Aborted;
                 }
             }
         };
-        self.stream.record_segment(&self.client, sent, SystemTime::now());
+        if let Some(client) = &self.client {
+            self.stream.record_segment(client, sent, SystemTime::now());
+        }
         end
     }
 }

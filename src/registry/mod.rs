@@ -74,7 +74,13 @@ impl Registry {
             existing.touch(now);
             return (existing.clone(), false);
         }
-        let stream = Arc::new(Stream::new(id.clone(), spec, now, self.bus.clone(), self.totals.clone()));
+        let stream = Arc::new(Stream::new(
+            id.clone(),
+            spec,
+            now,
+            self.bus.clone(),
+            self.totals.clone(),
+        ));
         streams.insert(id, stream.clone());
         drop(streams);
         stream.publish_started(now);
@@ -120,7 +126,13 @@ impl Registry {
 
     /// Ends HLS clients silent for `client_timeout` and removes streams without clients
     /// for `stream_timeout`. Called about once a second.
-    pub fn sweep(&self, now: Instant, wall: SystemTime, client_timeout: Duration, stream_timeout: Duration) {
+    pub fn sweep(
+        &self,
+        now: Instant,
+        wall: SystemTime,
+        client_timeout: Duration,
+        stream_timeout: Duration,
+    ) {
         let mut idle = Vec::new();
         for stream in self.all() {
             stream.end_silent_clients(now, client_timeout, wall);

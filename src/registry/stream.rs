@@ -35,7 +35,11 @@ impl StreamSpec {
     pub fn source(&self, index: usize) -> &str {
         match index {
             0 => &self.url,
-            n => self.failover_urls.get(n - 1).map(String::as_str).unwrap_or(&self.url),
+            n => self
+                .failover_urls
+                .get(n - 1)
+                .map(String::as_str)
+                .unwrap_or(&self.url),
         }
     }
 
@@ -124,8 +128,18 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Stream {
-    pub(super) fn new(id: String, spec: StreamSpec, now: SystemTime, bus: EventBus, totals: Arc<Totals>) -> Stream {
-        let kind = if spec.url.to_ascii_lowercase().contains(".m3u8") { Kind::Hls } else { Kind::Unknown };
+    pub(super) fn new(
+        id: String,
+        spec: StreamSpec,
+        now: SystemTime,
+        bus: EventBus,
+        totals: Arc<Totals>,
+    ) -> Stream {
+        let kind = if spec.url.to_ascii_lowercase().contains(".m3u8") {
+            Kind::Hls
+        } else {
+            Kind::Unknown
+        };
         Stream {
             id,
             sources: Mutex::new(Sources {
@@ -160,11 +174,16 @@ impl Stream {
     /// Publishes an event of this stream with the next sequence number.
     pub fn publish(&self, kind: EventType, data: serde_json::Value, now: SystemTime) {
         let sequence = self.sequence.fetch_add(1, Ordering::Relaxed) + 1;
-        self.bus.publish(BusEvent::new(kind, &self.id, sequence, now, data));
+        self.bus
+            .publish(BusEvent::new(kind, &self.id, sequence, now, data));
     }
 
     pub(super) fn publish_started(&self, now: SystemTime) {
-        let stream_type = if self.kind() == Kind::Hls { "hls" } else { "direct" };
+        let stream_type = if self.kind() == Kind::Hls {
+            "hls"
+        } else {
+            "direct"
+        };
         let data = json!({
             "primary_url": self.spec.url,
             "failover_urls": self.spec.failover_urls,
@@ -196,7 +215,15 @@ impl Stream {
     /// Reports that the source chosen at `seen` failed. The first report of a failure
     /// moves the stream on (and publishes `failover_triggered`); later reports of the
     /// same failure get the source already chosen. `resolved` is a URL a resolver chose.
-    pub fn fail_over(&self, seen: u64, reason: Reason, detail: &str, cycles: u32, resolved: Option<String>, now: SystemTime) -> SwitchOutcome {
+    pub fn fail_over(
+        &self,
+        seen: u64,
+        reason: Reason,
+        detail: &str,
+        cycles: u32,
+        resolved: Option<String>,
+        now: SystemTime,
+    ) -> SwitchOutcome {
         let mut sources = lock(&self.sources);
         if sources.generation != seen {
             return SwitchOutcome::Switched(SourceSwitch {
@@ -208,7 +235,10 @@ impl Stream {
         }
         sources.failures += 1;
         lock(&self.activity).errors += 1;
-        let at = Position { index: sources.index, failures: sources.failures };
+        let at = Position {
+            index: sources.index,
+            failures: sources.failures,
+        };
         match failover::next(at, self.spec.source_count(), cycles) {
             failover::Next::Try { index, pause } => {
                 let url = resolved.unwrap_or_else(|| self.spec.source(index).to_owned());
@@ -225,7 +255,11 @@ impl Stream {
 
     /// Moves every client to the next source at once, for an operator. `None` when the
     /// stream has no other source.
-    pub fn manual_failover(&self, resolved: Option<String>, now: SystemTime) -> Option<SourceSwitch> {
+    pub fn manual_failover(
+        &self,
+        resolved: Option<String>,
+        now: SystemTime,
+    ) -> Option<SourceSwitch> {
         if self.spec.source_count() < 2 && resolved.is_none() {
             return None;
         }
@@ -235,13 +269,26 @@ impl Stream {
         Some(self.switch_to(sources, index, url, Duration::ZERO, Reason::Manual, now))
     }
 
-    fn switch_to(&self, mut sources: MutexGuard<'_, Sources>, index: usize, url: String, pause: Duration, reason: Reason, now: SystemTime) -> SourceSwitch {
+    fn switch_to(
+        &self,
+        mut sources: MutexGuard<'_, Sources>,
+        index: usize,
+        url: String,
+        pause: Duration,
+        reason: Reason,
+        now: SystemTime,
+    ) -> SourceSwitch {
         let old_url = std::mem::replace(&mut sources.url, url.clone());
         sources.index = index;
         sources.generation += 1;
         sources.attempts += 1;
         sources.last_failover_time = Some(now);
-        let switch = SourceSwitch { generation: sources.generation, index, url, pause };
+        let switch = SourceSwitch {
+            generation: sources.generation,
+            index,
+            url,
+            pause,
+        };
         let attempt = sources.attempts;
         drop(sources);
 
@@ -340,7 +387,10 @@ impl Stream {
     pub fn attach(self: &Arc<Self>, info: ClientInfo, now: SystemTime) -> Option<ClientGuard> {
         let client = self.join(info, ClientKind::Continuous, now)?;
         client.connections.fetch_add(1, StdOrdering::SeqCst);
-        Some(ClientGuard { stream: self.clone(), client })
+        Some(ClientGuard {
+            stream: self.clone(),
+            client,
+        })
     }
 
     /// Notes a request of the HLS session `info.id`, creating it if new.
@@ -363,7 +413,12 @@ impl Stream {
         clients.insert(client.info.id.clone(), client.clone());
         drop(clients);
 
-        log::info!("client {} joined stream {} from {}", client.info.id, self.id, client.info.ip_address);
+        log::info!(
+            "client {} joined stream {} from {}",
+            client.info.id,
+            self.id,
+            client.info.ip_address
+        );
         let data = json!({
             "client_id": client.info.id,
             "user_agent": client.info.user_agent,
@@ -431,7 +486,10 @@ impl Stream {
     pub(super) fn end_silent_clients(&self, now: Instant, timeout: Duration, wall: SystemTime) {
         let silent: Vec<Arc<Client>> = lock(&self.clients)
             .values()
-            .filter(|c| c.kind == ClientKind::Hls && now.saturating_duration_since(c.last_access().1) >= timeout)
+            .filter(|c| {
+                c.kind == ClientKind::Hls
+                    && now.saturating_duration_since(c.last_access().1) >= timeout
+            })
             .cloned()
             .collect();
         for client in silent {
@@ -482,6 +540,9 @@ impl Stream {
     }
 
     pub(super) fn counters(&self) -> (u64, u64) {
-        (self.bytes.load(Ordering::Relaxed), self.segments.load(Ordering::Relaxed))
+        (
+            self.bytes.load(Ordering::Relaxed),
+            self.segments.load(Ordering::Relaxed),
+        )
     }
 }

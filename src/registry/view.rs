@@ -78,7 +78,8 @@ impl Stream {
             total_segments_served: segments,
             error_count: errors,
             is_active: client_count > 0,
-            has_failover: !self.spec.failover_urls.is_empty() || self.spec.failover_resolver_url.is_some(),
+            has_failover: !self.spec.failover_urls.is_empty()
+                || self.spec.failover_resolver_url.is_some(),
             failover_urls: self.spec.failover_urls.clone(),
             failover_resolver_url: self.spec.failover_resolver_url.clone(),
             current_failover_index: index,

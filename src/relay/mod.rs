@@ -20,7 +20,12 @@ use crate::upstream::{self, Request};
 pub use open::{open_source, Opened, SourceFailure};
 
 /// Serves `GET` or `HEAD /stream/{id}`.
-pub async fn play(app: &Arc<App>, stream: Arc<Stream>, incoming: Incoming, client: ClientInfo) -> Reply {
+pub async fn play(
+    app: &Arc<App>,
+    stream: Arc<Stream>,
+    incoming: Incoming,
+    client: ClientInfo,
+) -> Reply {
     let range = incoming.header("range").map(str::to_owned);
     if incoming.method() == http_types::Method::Head {
         return open::probe(app, &stream, range.as_deref()).await;
@@ -37,7 +42,9 @@ pub async fn play(app: &Arc<App>, stream: Arc<Stream>, incoming: Incoming, clien
             pump::reply(app.clone(), guard, media)
         }
         Opened::Passthrough(reply) => reply,
-        Opened::Playlist(response, first) => crate::hls::serve_fetched(app, &stream, &incoming, response, first, &client).await,
+        Opened::Playlist(response, first) => {
+            crate::hls::serve_fetched(app, &stream, &incoming, response, first, &client).await
+        }
     }
 }
 
@@ -55,7 +62,11 @@ pub fn request_for(app: &App, stream: &Stream, url: Url, range: Option<&str>) ->
         headers.push(("Referer".to_owned(), format!("{origin}/")));
         headers.push(("Origin".to_owned(), origin));
     }
-    let mut request = Request::get(url, headers, (app.config.connect_timeout, app.config.read_timeout));
+    let mut request = Request::get(
+        url,
+        headers,
+        (app.config.connect_timeout, app.config.read_timeout),
+    );
     for (name, value) in &stream.spec.headers {
         request.set_header(name, value);
     }
@@ -66,7 +77,12 @@ pub fn request_for(app: &App, stream: &Stream, url: Url, range: Option<&str>) ->
 }
 
 /// Fetches `url` for `stream`, following redirects.
-pub async fn fetch_for(app: &App, stream: &Stream, url: &str, range: Option<&str>) -> Result<upstream::Response, SourceFailure> {
+pub async fn fetch_for(
+    app: &App,
+    stream: &Stream,
+    url: &str,
+    range: Option<&str>,
+) -> Result<upstream::Response, SourceFailure> {
     let url = Url::parse(url).map_err(|_| SourceFailure::invalid_url(url))?;
     upstream::fetch(request_for(app, stream, url, range))
         .await

@@ -8,8 +8,8 @@ use std::time::SystemTime;
 
 use serde_json::json;
 
-use super::sniff::{self, Verdict};
 use super::fetch_for;
+use super::sniff::{self, Verdict};
 use crate::app::App;
 use crate::failover::Reason;
 use crate::registry::{Kind, SourceSwitch, Stream, SwitchOutcome};
@@ -20,7 +20,14 @@ use crate::upstream::{self, with_timeout, UpstreamError};
 const SNIFF_BYTES: usize = 4 * 1024;
 
 /// Upstream headers passed to the client with the body.
-const FORWARDED: [&str; 6] = ["content-type", "content-range", "accept-ranges", "last-modified", "etag", "content-disposition"];
+const FORWARDED: [&str; 6] = [
+    "content-type",
+    "content-range",
+    "accept-ranges",
+    "last-modified",
+    "etag",
+    "content-disposition",
+];
 
 /// A source that answered with media, not yet committed to the client.
 pub struct Media {
@@ -53,32 +60,59 @@ pub struct SourceFailure {
 impl SourceFailure {
     pub fn invalid_url(url: &str) -> SourceFailure {
         let detail = format!("invalid source url {}", crate::redact::SafeUrl(url));
-        SourceFailure { reason: Reason::ConnectError, detail, timeout: false }
+        SourceFailure {
+            reason: Reason::ConnectError,
+            detail,
+            timeout: false,
+        }
     }
 
     pub fn from_upstream(e: UpstreamError) -> SourceFailure {
-        let reason = if e.is_timeout() { Reason::Timeout } else { Reason::ConnectError };
-        SourceFailure { reason, timeout: e.is_timeout(), detail: e.to_string() }
+        let reason = if e.is_timeout() {
+            Reason::Timeout
+        } else {
+            Reason::ConnectError
+        };
+        SourceFailure {
+            reason,
+            timeout: e.is_timeout(),
+            detail: e.to_string(),
+        }
     }
 
     fn status(status: u16) -> SourceFailure {
-        SourceFailure { reason: Reason::HttpStatus, detail: format!("upstream answered {status}"), timeout: false }
+        SourceFailure {
+            reason: Reason::HttpStatus,
+            detail: format!("upstream answered {status}"),
+            timeout: false,
+        }
     }
 
     fn content(detail: &str) -> SourceFailure {
-        SourceFailure { reason: Reason::BadContent, detail: detail.to_owned(), timeout: false }
+        SourceFailure {
+            reason: Reason::BadContent,
+            detail: detail.to_owned(),
+            timeout: false,
+        }
     }
 
     /// The client's answer when no source could be used: 504 for timeouts, else 502.
     pub fn reply(&self) -> Reply {
         let status = if self.timeout { 504 } else { 502 };
-        json_reply(status, &json!({ "detail": format!("Upstream unavailable: {}", self.detail) }))
+        json_reply(
+            status,
+            &json!({ "detail": format!("Upstream unavailable: {}", self.detail) }),
+        )
     }
 }
 
 /// Opens the stream's current source, moving on through the failover policy while
 /// sources fail. Nothing has been sent to the client yet, so every failure is free.
-pub async fn open_with_failover(app: &App, stream: &Arc<Stream>, range: Option<&str>) -> Result<Opened, SourceFailure> {
+pub async fn open_with_failover(
+    app: &App,
+    stream: &Arc<Stream>,
+    range: Option<&str>,
+) -> Result<Opened, SourceFailure> {
     let mut source = stream.current();
     loop {
         if !source.pause.is_zero() {
@@ -91,9 +125,21 @@ pub async fn open_with_failover(app: &App, stream: &Arc<Stream>, range: Option<&
             }
             Err(failure) => failure,
         };
-        log::info!("stream {} source {} failed: {}", stream.id, source.index, failure.detail);
+        log::info!(
+            "stream {} source {} failed: {}",
+            stream.id,
+            source.index,
+            failure.detail
+        );
         let resolved = super::resolver::next_url(app, stream, &source).await;
-        match stream.fail_over(source.generation, failure.reason, &failure.detail, app.config.failover_cycles, resolved, SystemTime::now()) {
+        match stream.fail_over(
+            source.generation,
+            failure.reason,
+            &failure.detail,
+            app.config.failover_cycles,
+            resolved,
+            SystemTime::now(),
+        ) {
             SwitchOutcome::Switched(next) => source = next,
             SwitchOutcome::GaveUp => return Err(failure),
         }
@@ -101,7 +147,12 @@ pub async fn open_with_failover(app: &App, stream: &Arc<Stream>, range: Option<&
 }
 
 /// One attempt at `source`: fetch, check the status, and judge the first bytes.
-pub async fn open_source(app: &App, stream: &Stream, source: &SourceSwitch, range: Option<&str>) -> Result<Opened, SourceFailure> {
+pub async fn open_source(
+    app: &App,
+    stream: &Stream,
+    source: &SourceSwitch,
+    range: Option<&str>,
+) -> Result<Opened, SourceFailure> {
     let mut response = fetch_for(app, stream, &source.url, range).await?;
     if response.status == 416 && range.is_some() {
         return Ok(Opened::Passthrough(passthrough(&response)));
@@ -113,16 +164,25 @@ pub async fn open_source(app: &App, stream: &Stream, source: &SourceSwitch, rang
     let content_type = response.header("content-type");
     match sniff::classify(content_type, &first) {
         Verdict::Playlist => Ok(Opened::Playlist(response, first)),
-        Verdict::NotMedia => Err(SourceFailure::content("upstream sent a text or HTML page instead of media")),
+        Verdict::NotMedia => Err(SourceFailure::content(
+            "upstream sent a text or HTML page instead of media",
+        )),
         Verdict::Media => Ok(Opened::Media(media(stream, source, response, first))),
     }
 }
 
-async fn read_first(app: &App, response: &mut upstream::Response) -> Result<Vec<u8>, SourceFailure> {
+async fn read_first(
+    app: &App,
+    response: &mut upstream::Response,
+) -> Result<Vec<u8>, SourceFailure> {
     let mut first = vec![0u8; SNIFF_BYTES];
     let read = with_timeout(app.config.read_timeout, response.body.read(&mut first)).await;
     let got = match read {
-        None => return Err(SourceFailure::from_upstream(UpstreamError::Timeout("waiting for the first body bytes"))),
+        None => {
+            return Err(SourceFailure::from_upstream(UpstreamError::Timeout(
+                "waiting for the first body bytes",
+            )))
+        }
         Some(Err(e)) => return Err(SourceFailure::from_upstream(e)),
         Some(Ok(0)) => return Err(SourceFailure::content("upstream sent an empty body")),
         Some(Ok(got)) => got,
@@ -131,17 +191,33 @@ async fn read_first(app: &App, response: &mut upstream::Response) -> Result<Vec<
     Ok(first)
 }
 
-fn media(stream: &Stream, source: &SourceSwitch, response: upstream::Response, first: Vec<u8>) -> Media {
+fn media(
+    stream: &Stream,
+    source: &SourceSwitch,
+    response: upstream::Response,
+    first: Vec<u8>,
+) -> Media {
     let length = response.content_length();
     let span = length.map(|len| body_span(&response, len));
-    stream.set_kind(if length.is_some() { Kind::Vod } else { Kind::Live });
+    stream.set_kind(if length.is_some() {
+        Kind::Vod
+    } else {
+        Kind::Live
+    });
     let transport_stream = sniff::is_transport_stream(&first);
     let head = MediaHead {
         status: response.status,
         headers: forwarded_headers(&response, transport_stream),
         length,
     };
-    Media { response, first, source: source.clone(), head, span, transport_stream }
+    Media {
+        response,
+        first,
+        source: source.clone(),
+        head,
+        span,
+        transport_stream,
+    }
 }
 
 /// The absolute first and last byte a length-delimited body covers.
@@ -161,13 +237,24 @@ pub fn parse_content_range(value: &str) -> Option<(u64, u64)> {
     Some((start.trim().parse().ok()?, end.trim().parse().ok()?))
 }
 
-fn forwarded_headers(response: &upstream::Response, transport_stream: bool) -> Vec<(String, String)> {
+fn forwarded_headers(
+    response: &upstream::Response,
+    transport_stream: bool,
+) -> Vec<(String, String)> {
     let mut headers: Vec<(String, String)> = FORWARDED
         .iter()
-        .filter_map(|name| response.header(name).map(|v| (title_case(name), v.to_owned())))
+        .filter_map(|name| {
+            response
+                .header(name)
+                .map(|v| (title_case(name), v.to_owned()))
+        })
         .collect();
     if response.header("content-type").is_none() {
-        let guess = if transport_stream { "video/mp2t" } else { "application/octet-stream" };
+        let guess = if transport_stream {
+            "video/mp2t"
+        } else {
+            "application/octet-stream"
+        };
         headers.push(("Content-Type".into(), guess.into()));
     }
     if response.content_length().is_none() {
@@ -180,7 +267,10 @@ fn title_case(name: &str) -> String {
     name.split('-')
         .map(|part| {
             let mut chars = part.chars();
-            chars.next().map(|c| c.to_ascii_uppercase().to_string() + chars.as_str()).unwrap_or_default()
+            chars
+                .next()
+                .map(|c| c.to_ascii_uppercase().to_string() + chars.as_str())
+                .unwrap_or_default()
         })
         .collect::<Vec<_>>()
         .join("-")
@@ -194,7 +284,7 @@ fn passthrough(response: &upstream::Response) -> Reply {
             reply.insert_header(name, value);
         }
     }
-    Reply::Full(reply)
+    reply.into()
 }
 
 /// Answers HEAD without registering a client: asks the upstream with HEAD, and when it
@@ -208,11 +298,19 @@ pub async fn probe(app: &App, stream: &Arc<Stream>, range: Option<&str>) -> Repl
     };
     match head {
         Some(head) => Reply::Media(head, Box::new(NoBody)),
-        None => error(502, "Upstream unavailable: the source did not answer the probe"),
+        None => error(
+            502,
+            "Upstream unavailable: the source did not answer the probe",
+        ),
     }
 }
 
-async fn probe_head(app: &App, stream: &Stream, url: &str, range: Option<&str>) -> Option<MediaHead> {
+async fn probe_head(
+    app: &App,
+    stream: &Stream,
+    url: &str,
+    range: Option<&str>,
+) -> Option<MediaHead> {
     let url = url::Url::parse(url).ok()?;
     let mut request = super::request_for(app, stream, url, range);
     request.method = upstream::Method::Head;
@@ -231,7 +329,11 @@ async fn probe_head(app: &App, stream: &Stream, url: &str, range: Option<&str>) 
     if length.is_none() {
         headers.retain(|(n, _)| n != "Accept-Ranges");
     }
-    Some(MediaHead { status: response.status, headers, length })
+    Some(MediaHead {
+        status: response.status,
+        headers,
+        length,
+    })
 }
 
 async fn probe_ranged(app: &App, stream: &Stream, url: &str) -> Option<MediaHead> {
@@ -250,14 +352,22 @@ async fn probe_ranged(app: &App, stream: &Stream, url: &str) -> Option<MediaHead
     if length.is_some() && !headers.iter().any(|(n, _)| n == "Accept-Ranges") {
         headers.push(("Accept-Ranges".into(), "bytes".into()));
     }
-    Some(MediaHead { status, headers, length })
+    Some(MediaHead {
+        status,
+        headers,
+        length,
+    })
 }
 
 /// The body of a HEAD reply: never pumped.
 struct NoBody;
 
 impl crate::server::MediaBody for NoBody {
-    fn pump<'a>(self: Box<Self>, _sink: &'a mut crate::server::ClientSink) -> std::pin::Pin<Box<dyn std::future::Future<Output = crate::server::BodyEnd> + Send + 'a>> {
+    fn pump<'a>(
+        self: Box<Self>,
+        _sink: &'a mut crate::server::ClientSink,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = crate::server::BodyEnd> + Send + 'a>>
+    {
         Box::pin(async { crate::server::BodyEnd::Complete })
     }
 }

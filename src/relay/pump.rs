@@ -25,16 +25,31 @@ const SYNC_SEARCH: usize = 8 * TS_PACKET;
 
 /// Wraps an opened source as the client's streamed reply.
 pub fn reply(app: Arc<App>, guard: ClientGuard, media: Media) -> Reply {
-    let Media { response, first, source, head, span, transport_stream } = media;
+    let Media {
+        response,
+        first,
+        source,
+        head,
+        span,
+        transport_stream,
+    } = media;
     let pump = Pump {
         app,
         guard,
         response,
         first,
         source,
-        vod: span.map(|(start, end)| Vod { next: start, end, resumes_used: 0 }),
+        vod: span.map(|(start, end)| Vod {
+            next: start,
+            end,
+            resumes_used: 0,
+        }),
         // Files pass through untouched; only live TS is kept to whole packets.
-        splice: Splice { ts: transport_stream && span.is_none(), carry: 0, needs_sync: false },
+        splice: Splice {
+            ts: transport_stream && span.is_none(),
+            carry: 0,
+            needs_sync: false,
+        },
     };
     Reply::Media(head, Box::new(pump))
 }
@@ -74,7 +89,10 @@ enum Wake {
 }
 
 impl MediaBody for Pump {
-    fn pump<'a>(self: Box<Self>, sink: &'a mut ClientSink) -> Pin<Box<dyn std::future::Future<Output = BodyEnd> + Send + 'a>> {
+    fn pump<'a>(
+        self: Box<Self>,
+        sink: &'a mut ClientSink,
+    ) -> Pin<Box<dyn std::future::Future<Output = BodyEnd> + Send + 'a>> {
         Box::pin(self.run(sink))
     }
 }
@@ -99,19 +117,51 @@ impl Pump {
             }
             let wake = {
                 let carry = self.splice.carry;
-                let read = async { Wake::Data(self.response.body.read(&mut sink.payload_mut()[carry..]).await) };
-                let stalled = async { (&mut timer).await; Wake::Stalled };
-                let gone = async { closed.as_mut().await; Wake::ClientGone };
-                let kick = async { (&mut kicked).await; Wake::Kicked };
-                let switch = async { (&mut switched).await; Wake::Switched };
-                future::or(read, future::or(stalled, future::or(gone, future::or(kick, switch)))).await
+                let read = async {
+                    Wake::Data(
+                        self.response
+                            .body
+                            .read(&mut sink.payload_mut()[carry..])
+                            .await,
+                    )
+                };
+                let stalled = async {
+                    (&mut timer).await;
+                    Wake::Stalled
+                };
+                let gone = async {
+                    closed.as_mut().await;
+                    Wake::ClientGone
+                };
+                let kick = async {
+                    (&mut kicked).await;
+                    Wake::Kicked
+                };
+                let switch = async {
+                    (&mut switched).await;
+                    Wake::Switched
+                };
+                future::or(
+                    read,
+                    future::or(stalled, future::or(gone, future::or(kick, switch))),
+                )
+                .await
             };
             let outcome = match wake {
-                Wake::Data(Ok(0)) if self.vod.is_none() => self.fail(Reason::UpstreamEnded, "upstream ended the stream", sink).await,
-                Wake::Data(Ok(0)) => self.fail(Reason::UpstreamEnded, "upstream body ended early", sink).await,
+                Wake::Data(Ok(0)) if self.vod.is_none() => {
+                    self.fail(Reason::UpstreamEnded, "upstream ended the stream", sink)
+                        .await
+                }
+                Wake::Data(Ok(0)) => {
+                    self.fail(Reason::UpstreamEnded, "upstream body ended early", sink)
+                        .await
+                }
                 Wake::Data(Ok(n)) => self.deliver(sink, n).await.map_err(|_| ()),
                 Wake::Data(Err(e)) => self.fail(Reason::UpstreamEnded, &e.to_string(), sink).await,
-                Wake::Stalled => self.fail(Reason::Stall, "no bytes from upstream", sink).await,
+                Wake::Stalled => {
+                    self.fail(Reason::Stall, "no bytes from upstream", sink)
+                        .await
+                }
                 Wake::ClientGone | Wake::Kicked => return BodyEnd::Aborted,
                 Wake::Switched => {
                     switched = self.guard.stream().switched();
@@ -160,7 +210,11 @@ impl Pump {
                 None => self.splice.needs_sync = false,
             }
         }
-        let whole = if self.splice.ts { filled - filled % TS_PACKET } else { filled };
+        let whole = if self.splice.ts {
+            filled - filled % TS_PACKET
+        } else {
+            filled
+        };
         sink.send(whole).await?;
         self.guard.add_bytes(whole);
         if let Some(vod) = &mut self.vod {
@@ -173,9 +227,18 @@ impl Pump {
 
     /// Handles a failure of the current source: resume a file where it broke, else move
     /// to the next source. `Err` when nothing is left to try or the client is gone.
-    async fn fail(&mut self, reason: Reason, detail: &str, sink: &mut ClientSink) -> Result<(), ()> {
+    async fn fail(
+        &mut self,
+        reason: Reason,
+        detail: &str,
+        sink: &mut ClientSink,
+    ) -> Result<(), ()> {
         let stream = self.guard.stream().clone();
-        log::info!("stream {} source {} broke mid-stream: {detail}", stream.id, self.source.index);
+        log::info!(
+            "stream {} source {} broke mid-stream: {detail}",
+            stream.id,
+            self.source.index
+        );
         if self.try_resume(sink).await {
             return Ok(());
         }
@@ -184,7 +247,14 @@ impl Pump {
         loop {
             let resolved = super::resolver::next_url(&self.app, &stream, &self.source).await;
             let cycles = self.app.config.failover_cycles;
-            let next = match stream.fail_over(self.source.generation, reason, &detail, cycles, resolved, SystemTime::now()) {
+            let next = match stream.fail_over(
+                self.source.generation,
+                reason,
+                &detail,
+                cycles,
+                resolved,
+                SystemTime::now(),
+            ) {
                 SwitchOutcome::Switched(next) => next,
                 SwitchOutcome::GaveUp => return Err(()),
             };
@@ -197,12 +267,17 @@ impl Pump {
 
     /// Resumes a file from the same source with `Range`, a bounded number of times.
     async fn try_resume(&mut self, sink: &mut ClientSink) -> bool {
-        let Some(vod) = &mut self.vod else { return false };
+        let Some(vod) = &mut self.vod else {
+            return false;
+        };
         if vod.resumes_used >= self.app.config.vod_resume_attempts {
             return false;
         }
         vod.resumes_used += 1;
-        let source = SourceSwitch { pause: Duration::ZERO, ..self.source.clone() };
+        let source = SourceSwitch {
+            pause: Duration::ZERO,
+            ..self.source.clone()
+        };
         self.switch_to(source).await.is_ok() && self.deliver_first(sink).await.is_ok()
     }
 
@@ -225,17 +300,28 @@ impl Pump {
         if !source.pause.is_zero() {
             Timer::after(source.pause).await;
         }
-        let range = self.vod.as_ref().map(|v| format!("bytes={}-{}", v.next, v.end));
+        let range = self
+            .vod
+            .as_ref()
+            .map(|v| format!("bytes={}-{}", v.next, v.end));
         let stream = self.guard.stream().clone();
         let opened = open_source(&self.app, &stream, &source, range.as_deref()).await;
         let media = match opened {
             Ok(Opened::Media(media)) => media,
-            Ok(_) => return Err((Reason::BadContent, "source no longer serves this media".into())),
+            Ok(_) => {
+                return Err((
+                    Reason::BadContent,
+                    "source no longer serves this media".into(),
+                ))
+            }
             Err(failure) => return Err((failure.reason, failure.detail)),
         };
         if let Some(vod) = &self.vod {
             if media.span.map(|(start, _)| start) != Some(vod.next) {
-                return Err((Reason::HttpStatus, "source cannot resume at the needed byte".into()));
+                return Err((
+                    Reason::HttpStatus,
+                    "source cannot resume at the needed byte".into(),
+                ));
             }
         }
         stream.mark_working(source.generation);

@@ -22,13 +22,22 @@ pub async fn next_url(app: &App, stream: &Stream, failed: &SourceSwitch) -> Opti
             Some(url)
         }
         Err(why) => {
-            log::warn!("stream {} resolver {} failed ({why}); using the failover list", stream.id, SafeUrl(resolver));
+            log::warn!(
+                "stream {} resolver {} failed ({why}); using the failover list",
+                stream.id,
+                SafeUrl(resolver)
+            );
             None
         }
     }
 }
 
-async fn ask(app: &App, stream: &Stream, resolver: &str, failed: &SourceSwitch) -> Result<String, String> {
+async fn ask(
+    app: &App,
+    stream: &Stream,
+    resolver: &str,
+    failed: &SourceSwitch,
+) -> Result<String, String> {
     let url = url::Url::parse(resolver).map_err(|e| e.to_string())?;
     let body = json!({
         "current_url": failed.url,
@@ -46,14 +55,21 @@ async fn ask(app: &App, stream: &Stream, resolver: &str, failed: &SourceSwitch) 
     if !(200..300).contains(&response.status) {
         return Err(format!("status {}", response.status));
     }
-    let read = upstream::with_timeout(app.config.read_timeout, response.body.read_to_end(MAX_ANSWER));
-    let answer = read.await.ok_or("timed out reading the answer")?.map_err(|e| e.to_string())?;
+    let read = upstream::with_timeout(
+        app.config.read_timeout,
+        response.body.read_to_end(MAX_ANSWER),
+    );
+    let answer = read
+        .await
+        .ok_or("timed out reading the answer")?
+        .map_err(|e| e.to_string())?;
     next_url_from(&answer)
 }
 
 /// Takes `next_url` from a resolver answer; it must be an http(s) URL.
 fn next_url_from(answer: &[u8]) -> Result<String, String> {
-    let value: serde_json::Value = serde_json::from_slice(answer).map_err(|e| format!("answer is not JSON: {e}"))?;
+    let value: serde_json::Value =
+        serde_json::from_slice(answer).map_err(|e| format!("answer is not JSON: {e}"))?;
     let next = value
         .get("next_url")
         .and_then(|v| v.as_str())
@@ -71,7 +87,10 @@ mod tests {
 
     #[test]
     fn answers_must_carry_an_http_next_url() {
-        assert_eq!(next_url_from(br#"{"next_url":"http://b.test/x"}"#).unwrap(), "http://b.test/x");
+        assert_eq!(
+            next_url_from(br#"{"next_url":"http://b.test/x"}"#).unwrap(),
+            "http://b.test/x"
+        );
         assert!(next_url_from(br#"{"next_url":"file:///etc/passwd"}"#).is_err());
         assert!(next_url_from(br#"{"url":"http://b.test/x"}"#).is_err());
         assert!(next_url_from(b"<html>").is_err());

@@ -37,16 +37,25 @@ pub fn classify(content_type: Option<&str>, first: &[u8]) -> Verdict {
 /// Whether a body starts (after an optional BOM and white space) with `#EXTM3U`.
 pub fn looks_like_playlist(first: &[u8]) -> bool {
     let body = first.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(first);
-    let start = body.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(body.len());
+    let start = body
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .unwrap_or(body.len());
     body[start..]
         .get(..7)
         .is_some_and(|tag| tag.eq_ignore_ascii_case(b"#EXTM3U"))
 }
 
 fn looks_like_markup(first: &[u8]) -> bool {
-    let start = first.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(first.len());
+    let start = first
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .unwrap_or(first.len());
     let rest = &first[start..];
-    rest.first() == Some(&b'<') || rest.get(..4).is_some_and(|t| t.eq_ignore_ascii_case(b"<htm"))
+    rest.first() == Some(&b'<')
+        || rest
+            .get(..4)
+            .is_some_and(|t| t.eq_ignore_ascii_case(b"<htm"))
 }
 
 /// Where the first whole TS packet starts: a sync byte whose successor 188 bytes on is
@@ -80,11 +89,23 @@ mod tests {
         let cases: [(Option<&str>, &[u8], Verdict); 8] = [
             (Some("video/mp2t"), &ts(3), Verdict::Media),
             (Some("text/plain"), &ts(3), Verdict::Media),
-            (Some("text/html"), b"<html>Provider busy, try later</html>", Verdict::NotMedia),
+            (
+                Some("text/html"),
+                b"<html>Provider busy, try later</html>",
+                Verdict::NotMedia,
+            ),
             (Some("text/plain"), b"NO SIGNAL", Verdict::NotMedia),
             (None, b"  <!DOCTYPE html>", Verdict::NotMedia),
-            (Some("application/octet-stream"), b"#EXTM3U\n#EXTINF:1,\na.ts\n", Verdict::Playlist),
-            (Some("application/vnd.apple.mpegurl"), b"\xEF\xBB\xBF#extm3u\n", Verdict::Playlist),
+            (
+                Some("application/octet-stream"),
+                b"#EXTM3U\n#EXTINF:1,\na.ts\n",
+                Verdict::Playlist,
+            ),
+            (
+                Some("application/vnd.apple.mpegurl"),
+                b"\xEF\xBB\xBF#extm3u\n",
+                Verdict::Playlist,
+            ),
             (Some("video/mp4"), b"\0\0\0\x20ftypisom", Verdict::Media),
         ];
         for (content_type, body, expected) in cases {

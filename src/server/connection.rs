@@ -18,7 +18,11 @@ use crate::upstream::with_timeout;
 /// Serves requests on `socket` until it closes, a reply ends it, or shutdown.
 pub(super) async fn serve(app: Arc<App>, socket: TcpStream, peer: SocketAddr) {
     loop {
-        let decoded = with_timeout(app.config.header_timeout, async_h1::server::decode(socket.clone())).await;
+        let decoded = with_timeout(
+            app.config.header_timeout,
+            async_h1::server::decode(socket.clone()),
+        )
+        .await;
         let (request, mut unread_body) = match decoded {
             None => return log::debug!("connection {peer}: no request head in time, closing"),
             Some(Ok(None)) => return,
@@ -33,7 +37,7 @@ pub(super) async fn serve(app: Arc<App>, socket: TcpStream, peer: SocketAddr) {
         let incoming = Incoming::new(request, peer, socket.clone());
         let reply = crate::api::handle(&app, incoming).await;
         let reusable = match reply {
-            Reply::Full(response) => write_full(&socket, response, method).await,
+            Reply::Full(response) => write_full(&socket, *response, method).await,
             Reply::Media(head, body) => write_media(&app, &socket, method, head, body).await,
         };
         // Skip whatever request body the handler did not read, so the next head parses.
@@ -72,11 +76,21 @@ async fn write_full(socket: &TcpStream, mut response: Response, method: Method) 
 
 /// Writes a streamed reply: our own head (so lengths are `u64`), then the body pumps
 /// itself. HEAD gets the head alone and the body is dropped unread.
-async fn write_media(app: &App, socket: &TcpStream, method: Method, head: MediaHead, body: Box<dyn MediaBody>) -> bool {
+async fn write_media(
+    app: &App,
+    socket: &TcpStream,
+    method: Method,
+    head: MediaHead,
+    body: Box<dyn MediaBody>,
+) -> bool {
     let chunked = head.length.is_none() && !is_bodiless(head.status);
     let head_bytes = media_head(&head, chunked);
     let mut out = socket.clone();
-    let wrote = with_timeout(app.config.client_write_timeout, out.write_all(head_bytes.as_bytes())).await;
+    let wrote = with_timeout(
+        app.config.client_write_timeout,
+        out.write_all(head_bytes.as_bytes()),
+    )
+    .await;
     if !matches!(wrote, Some(Ok(()))) {
         return false;
     }
@@ -97,7 +111,12 @@ fn is_bodiless(status: u16) -> bool {
 fn media_head(head: &MediaHead, chunked: bool) -> String {
     let reason = super::reply::status_code(head.status).canonical_reason();
     let mut text = format!("HTTP/1.1 {} {reason}\r\n", head.status);
-    for (name, value) in head.headers.iter().map(|(n, v)| (n.as_str(), v.as_str())).chain(CORS_HEADERS) {
+    for (name, value) in head
+        .headers
+        .iter()
+        .map(|(n, v)| (n.as_str(), v.as_str()))
+        .chain(CORS_HEADERS)
+    {
         text.push_str(name);
         text.push_str(": ");
         text.push_str(value);

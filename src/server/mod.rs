@@ -22,7 +22,11 @@ pub use reply::{error, json, status_code, text, BodyEnd, MediaBody, MediaHead, R
 pub use sink::{ClientSink, ClientWatcher, CHUNK};
 
 /// Accepts connections until the listener fails or the task is dropped.
-pub async fn accept_loop(app: Arc<App>, listener: TcpListener, executor: Arc<smol::Executor<'static>>) {
+pub async fn accept_loop(
+    app: Arc<App>,
+    listener: TcpListener,
+    executor: Arc<smol::Executor<'static>>,
+) {
     loop {
         let (socket, peer) = match listener.accept().await {
             Ok(accepted) => accepted,
@@ -33,7 +37,8 @@ pub async fn accept_loop(app: Arc<App>, listener: TcpListener, executor: Arc<smo
                 continue;
             }
         };
-        let Some(slot) = ConnectionSlot::take(&app.open_connections, app.config.max_connections) else {
+        let Some(slot) = ConnectionSlot::take(&app.open_connections, app.config.max_connections)
+        else {
             executor.spawn(refuse_busy(socket, peer)).detach();
             continue;
         };
@@ -88,7 +93,11 @@ pub struct Incoming {
 
 impl Incoming {
     fn new(request: Request, peer: SocketAddr, socket: TcpStream) -> Incoming {
-        Incoming { request, peer, socket }
+        Incoming {
+            request,
+            peer,
+            socket,
+        }
     }
 
     pub fn method(&self) -> Method {
@@ -147,12 +156,22 @@ impl Incoming {
         if self.peer_is_trusted(&app.config.trusted_proxies) {
             if let Some(host) = self.header("x-forwarded-host") {
                 let proto = self.header("x-forwarded-proto").unwrap_or("http");
-                let proto = if proto.eq_ignore_ascii_case("https") { "https" } else { "http" };
-                let prefix = self.header("x-forwarded-prefix").unwrap_or("").trim_end_matches('/');
+                let proto = if proto.eq_ignore_ascii_case("https") {
+                    "https"
+                } else {
+                    "http"
+                };
+                let prefix = self
+                    .header("x-forwarded-prefix")
+                    .unwrap_or("")
+                    .trim_end_matches('/');
                 return format!("{proto}://{}{prefix}{}", host.trim(), app.config.root_path);
             }
         }
-        let host = self.header("host").map(str::to_owned).unwrap_or_else(|| self.socket_host());
+        let host = self
+            .header("host")
+            .map(str::to_owned)
+            .unwrap_or_else(|| self.socket_host());
         format!("http://{host}{}", app.config.root_path)
     }
 

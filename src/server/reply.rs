@@ -22,7 +22,10 @@ pub enum BodyEnd {
 
 /// A body that writes itself to the client, chunk by chunk.
 pub trait MediaBody: Send {
-    fn pump<'a>(self: Box<Self>, sink: &'a mut ClientSink) -> Pin<Box<dyn Future<Output = BodyEnd> + Send + 'a>>;
+    fn pump<'a>(
+        self: Box<Self>,
+        sink: &'a mut ClientSink,
+    ) -> Pin<Box<dyn Future<Output = BodyEnd> + Send + 'a>>;
 }
 
 /// The head of a streamed reply. `length` becomes `Content-Length` (a `u64`, so files
@@ -34,13 +37,14 @@ pub struct MediaHead {
 }
 
 pub enum Reply {
-    Full(Response),
+    /// Boxed: a `Response` is large, and replies travel through `Result`s.
+    Full(Box<Response>),
     Media(MediaHead, Box<dyn MediaBody>),
 }
 
 impl From<Response> for Reply {
     fn from(response: Response) -> Reply {
-        Reply::Full(response)
+        Reply::Full(Box::new(response))
     }
 }
 
@@ -57,7 +61,7 @@ pub fn json<T: Serialize>(status: u16, value: &T) -> Reply {
             return error(500, "Internal server error");
         }
     }
-    Reply::Full(response)
+    response.into()
 }
 
 /// A `{"detail": message}` error reply.
@@ -70,7 +74,7 @@ pub fn text(status: u16, content_type: &str, body: impl Into<http_types::Body>) 
     let mut response = Response::new(status_code(status));
     response.set_body(body.into());
     response.insert_header("Content-Type", content_type);
-    Reply::Full(response)
+    response.into()
 }
 
 /// Maps a number to a status code; unknown numbers (an upstream's 458) become 502.
@@ -81,7 +85,13 @@ pub fn status_code(status: u16) -> StatusCode {
 /// Headers every response carries so that browser dashboards may call the API.
 pub const CORS_HEADERS: [(&str, &str); 4] = [
     ("Access-Control-Allow-Origin", "*"),
-    ("Access-Control-Allow-Methods", "GET, POST, PUT, DELETE, OPTIONS, HEAD"),
+    (
+        "Access-Control-Allow-Methods",
+        "GET, POST, PUT, DELETE, OPTIONS, HEAD",
+    ),
     ("Access-Control-Allow-Headers", "*"),
-    ("Access-Control-Expose-Headers", "Content-Length, Content-Range, Accept-Ranges"),
+    (
+        "Access-Control-Expose-Headers",
+        "Content-Length, Content-Range, Accept-Ranges",
+    ),
 ];

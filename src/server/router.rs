@@ -109,7 +109,10 @@ pub fn route<'a>(method: &Method, path: &'a str) -> Route<'a> {
 /// `segment`, `segment.ts`, `segment.m4s`…: the segment route keeps the upstream's
 /// extension for players that check it.
 fn is_segment_file(file: &str) -> bool {
-    file == "segment" || file.strip_prefix("segment.").is_some_and(|ext| !ext.is_empty())
+    file == "segment"
+        || file
+            .strip_prefix("segment.")
+            .is_some_and(|ext| !ext.is_empty())
 }
 
 /// `abc123.ts` → `abc123`: players like a file extension on the stream URL.
@@ -128,20 +131,52 @@ mod tests {
             (Method::Head, "/health", Route::Health),
             (Method::Post, "/streams", Route::CreateStream),
             (Method::Get, "/streams/", Route::ListStreams),
-            (Method::Get, "/streams/by-metadata", Route::StreamsByMetadata),
-            (Method::Delete, "/streams/by-metadata", Route::DeleteByMetadata),
-            (Method::Delete, "/streams/oldest-by-metadata", Route::DeleteOldestByMetadata),
+            (
+                Method::Get,
+                "/streams/by-metadata",
+                Route::StreamsByMetadata,
+            ),
+            (
+                Method::Delete,
+                "/streams/by-metadata",
+                Route::DeleteByMetadata,
+            ),
+            (
+                Method::Delete,
+                "/streams/oldest-by-metadata",
+                Route::DeleteOldestByMetadata,
+            ),
             (Method::Get, "/streams/ab12", Route::GetStream("ab12")),
             (Method::Delete, "/streams/ab12", Route::DeleteStream("ab12")),
-            (Method::Post, "/streams/ab12/failover", Route::Failover("ab12")),
+            (
+                Method::Post,
+                "/streams/ab12/failover",
+                Route::Failover("ab12"),
+            ),
             (Method::Head, "/stream/ab12", Route::Play("ab12")),
             (Method::Get, "/stream/ab12.ts", Route::Play("ab12")),
-            (Method::Get, "/hls/ab12/playlist.m3u8", Route::HlsPlaylist("ab12")),
-            (Method::Get, "/hls/ab12/segment.ts", Route::HlsSegment("ab12")),
+            (
+                Method::Get,
+                "/hls/ab12/playlist.m3u8",
+                Route::HlsPlaylist("ab12"),
+            ),
+            (
+                Method::Get,
+                "/hls/ab12/segment.ts",
+                Route::HlsSegment("ab12"),
+            ),
             (Method::Get, "/hls/ab12/segment", Route::HlsSegment("ab12")),
-            (Method::Get, "/hls/ab12/segment.m4s", Route::HlsSegment("ab12")),
+            (
+                Method::Get,
+                "/hls/ab12/segment.m4s",
+                Route::HlsSegment("ab12"),
+            ),
             (Method::Get, "/hls/ab12/segmentx", Route::NotFound),
-            (Method::Delete, "/hls/ab12/clients/c1", Route::DisconnectClient("ab12", "c1")),
+            (
+                Method::Delete,
+                "/hls/ab12/clients/c1",
+                Route::DisconnectClient("ab12", "c1"),
+            ),
             (Method::Post, "/webhooks/test", Route::TestWebhook),
             (Method::Options, "/anything", Route::Preflight),
             (Method::Put, "/streams/ab12", Route::MethodNotAllowed),

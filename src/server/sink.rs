@@ -6,6 +6,7 @@
 use std::io;
 use std::time::Duration;
 
+use async_io::Timer;
 use async_net::TcpStream;
 use futures_lite::io::AsyncWriteExt;
 
@@ -25,6 +26,7 @@ pub struct ClientSink {
     buffer: Box<[u8]>,
     chunked: bool,
     write_timeout: Duration,
+    write_timer: Timer,
 }
 
 impl ClientSink {
@@ -34,6 +36,7 @@ impl ClientSink {
             buffer: vec![0u8; HEADROOM + CHUNK + TAILROOM].into_boxed_slice(),
             chunked,
             write_timeout,
+            write_timer: Timer::never(),
         }
     }
 
@@ -42,26 +45,48 @@ impl ClientSink {
         &mut self.buffer[HEADROOM..HEADROOM + CHUNK]
     }
 
-    /// Sends the first `n` payload bytes, framed, in one write.
+    /// Sends the first `n` payload bytes, framed, in one write. Bytes after them in the
+    /// payload (a partial TS packet kept for the next write) are left as they were.
     pub async fn send(&mut self, n: usize) -> io::Result<()> {
         if n == 0 {
             return Ok(());
         }
-        let (start, end) = if self.chunked { self.frame_chunk(n) } else { (HEADROOM, HEADROOM + n) };
-        let write = self.socket.write_all(&self.buffer[start..end]);
-        with_timeout(self.write_timeout, write)
-            .await
-            .unwrap_or_else(|| Err(io::Error::new(io::ErrorKind::TimedOut, "client accepted no bytes")))
+        if !self.chunked {
+            return self.write(HEADROOM, HEADROOM + n).await;
+        }
+        let start = self.frame_chunk(n);
+        let end = HEADROOM + n + 2;
+        // The chunk's closing CRLF goes where the caller may keep bytes: save them.
+        let kept = [self.buffer[end - 2], self.buffer[end - 1]];
+        self.buffer[end - 2..end].copy_from_slice(b"\r\n");
+        let written = self.write(start, end).await;
+        self.buffer[end - 2..end].copy_from_slice(&kept);
+        written
     }
 
-    /// Writes the chunk-size line before the payload and CRLF after it.
-    fn frame_chunk(&mut self, n: usize) -> (usize, usize) {
+    /// Writes `buffer[start..end]`, giving up if the client accepts nothing for the
+    /// write timeout. One timer is re-armed per write instead of a new one each time.
+    async fn write(&mut self, start: usize, end: usize) -> io::Result<()> {
+        self.write_timer.set_after(self.write_timeout);
+        let write = self.socket.write_all(&self.buffer[start..end]);
+        let timer = &mut self.write_timer;
+        let timeout = async {
+            timer.await;
+            Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "client accepted no bytes",
+            ))
+        };
+        futures_lite::future::or(write, timeout).await
+    }
+
+    /// Writes the chunk-size line just before the payload; returns where it starts.
+    fn frame_chunk(&mut self, n: usize) -> usize {
         let (digits, len) = hex_digits(n);
         let start = HEADROOM - len - 2;
         self.buffer[start..start + len].copy_from_slice(&digits[digits.len() - len..]);
         self.buffer[HEADROOM - 2..HEADROOM].copy_from_slice(b"\r\n");
-        self.buffer[HEADROOM + n..HEADROOM + n + 2].copy_from_slice(b"\r\n");
-        (start, HEADROOM + n + 2)
+        start
     }
 
     /// Ends a chunked body properly; nothing to do for a length-delimited one.

@@ -72,13 +72,22 @@ async fn read_raw_head(reader: &mut BufReader<Connection>) -> Result<Vec<u8>, Up
     loop {
         let before = raw.len();
         let limit = (MAX_HEAD - before) as u64 + 1;
-        let read = (&mut *reader).take(limit).read_until(b'\n', &mut raw).await?;
+        let read = (&mut *reader)
+            .take(limit)
+            .read_until(b'\n', &mut raw)
+            .await?;
         if read == 0 {
-            let why = if before == 0 { "closed without a response" } else { "head cut short" };
+            let why = if before == 0 {
+                "closed without a response"
+            } else {
+                "head cut short"
+            };
             return Err(UpstreamError::Malformed(why.into()));
         }
         if raw.len() > MAX_HEAD {
-            return Err(UpstreamError::Malformed(format!("head over {MAX_HEAD} bytes")));
+            return Err(UpstreamError::Malformed(format!(
+                "head over {MAX_HEAD} bytes"
+            )));
         }
         if raw.ends_with(b"\r\n\r\n") || raw.ends_with(b"\n\n") || raw == b"\r\n" {
             // A stray empty line before the status line is tolerated (RFC 9112 §2.2).
@@ -96,14 +105,21 @@ fn parse_head(raw: &[u8]) -> Result<(u16, Vec<(String, String)>), UpstreamError>
     let mut parsed = httparse::Response::new(&mut slots);
     match parsed.parse(raw) {
         Ok(httparse::Status::Complete(_)) => {}
-        Ok(httparse::Status::Partial) => return Err(UpstreamError::Malformed("partial head".into())),
+        Ok(httparse::Status::Partial) => {
+            return Err(UpstreamError::Malformed("partial head".into()))
+        }
         Err(e) => return Err(UpstreamError::Malformed(e.to_string())),
     }
     let status = parsed.code.unwrap_or(0);
     let headers = parsed
         .headers
         .iter()
-        .map(|h| (h.name.to_owned(), String::from_utf8_lossy(h.value).into_owned()))
+        .map(|h| {
+            (
+                h.name.to_owned(),
+                String::from_utf8_lossy(h.value).into_owned(),
+            )
+        })
         .collect();
     Ok((status, headers))
 }
@@ -158,7 +174,10 @@ impl Body {
             match self.framing {
                 Framing::Empty => return Ok(0),
                 Framing::UntilClose => return Ok(self.reader.read(buf).await?),
-                Framing::Length { remaining, declared } => {
+                Framing::Length {
+                    remaining,
+                    declared,
+                } => {
                     let got = self.read_limited(buf, remaining).await?;
                     self.framing = Framing::Length {
                         remaining: remaining - got as u64,
@@ -191,11 +210,17 @@ impl Body {
         }
     }
 
-    async fn read_limited(&mut self, buf: &mut [u8], remaining: u64) -> Result<usize, UpstreamError> {
+    async fn read_limited(
+        &mut self,
+        buf: &mut [u8],
+        remaining: u64,
+    ) -> Result<usize, UpstreamError> {
         if remaining == 0 {
             return Ok(0);
         }
-        let max = usize::try_from(remaining).unwrap_or(usize::MAX).min(buf.len());
+        let max = usize::try_from(remaining)
+            .unwrap_or(usize::MAX)
+            .min(buf.len());
         match self.reader.read(&mut buf[..max]).await? {
             0 => Err(UpstreamError::Truncated),
             got => Ok(got),
@@ -204,7 +229,11 @@ impl Body {
 
     /// One step of the chunked decoder: `Some(n)` when bytes (or the end) are ready,
     /// `None` when it only moved to the next state.
-    async fn read_chunked(&mut self, state: Chunk, buf: &mut [u8]) -> Result<Option<usize>, UpstreamError> {
+    async fn read_chunked(
+        &mut self,
+        state: Chunk,
+        buf: &mut [u8],
+    ) -> Result<Option<usize>, UpstreamError> {
         let next = match state {
             Chunk::Size => match parse_chunk_size(self.read_line().await?)? {
                 0 => Chunk::Trailers,
@@ -247,7 +276,11 @@ impl Body {
             });
         }
         let end = self.line.len() - 1;
-        let end = if self.line[..end].ends_with(b"\r") { end - 1 } else { end };
+        let end = if self.line[..end].ends_with(b"\r") {
+            end - 1
+        } else {
+            end
+        };
         Ok(&self.line[..end])
     }
 }
@@ -255,8 +288,9 @@ impl Body {
 fn parse_chunk_size(line: &[u8]) -> Result<u64, UpstreamError> {
     let size = line.split(|b| *b == b';').next().unwrap_or_default();
     let size = std::str::from_utf8(size).unwrap_or("").trim();
-    u64::from_str_radix(size, 16)
-        .map_err(|_| UpstreamError::Malformed(format!("chunk size {:?}", String::from_utf8_lossy(line))))
+    u64::from_str_radix(size, 16).map_err(|_| {
+        UpstreamError::Malformed(format!("chunk size {:?}", String::from_utf8_lossy(line)))
+    })
 }
 
 #[cfg(test)]
@@ -264,17 +298,39 @@ mod tests {
     use super::*;
 
     fn headers(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
     fn framing_follows_rfc_9112_order() {
-        let chunked_and_length = headers(&[("Content-Length", "5"), ("Transfer-Encoding", "chunked")]);
+        let chunked_and_length =
+            headers(&[("Content-Length", "5"), ("Transfer-Encoding", "chunked")]);
         let cases = [
-            (200, headers(&[("Content-Length", "4694430648")]), false, Framing::Length { remaining: 4_694_430_648, declared: 4_694_430_648 }),
-            (200, chunked_and_length, false, Framing::Chunked(Chunk::Size)),
+            (
+                200,
+                headers(&[("Content-Length", "4694430648")]),
+                false,
+                Framing::Length {
+                    remaining: 4_694_430_648,
+                    declared: 4_694_430_648,
+                },
+            ),
+            (
+                200,
+                chunked_and_length,
+                false,
+                Framing::Chunked(Chunk::Size),
+            ),
             (200, headers(&[]), false, Framing::UntilClose),
-            (200, headers(&[("Content-Length", "10")]), true, Framing::Empty),
+            (
+                200,
+                headers(&[("Content-Length", "10")]),
+                true,
+                Framing::Empty,
+            ),
             (304, headers(&[]), false, Framing::Empty),
         ];
         for (status, headers, head, expected) in cases {
@@ -292,7 +348,8 @@ mod tests {
 
     #[test]
     fn heads_of_http_1_0_parse() {
-        let (status, headers) = parse_head(b"HTTP/1.0 200 OK\r\nContent-Type: video/mp2t\r\n\r\n").unwrap();
+        let (status, headers) =
+            parse_head(b"HTTP/1.0 200 OK\r\nContent-Type: video/mp2t\r\n\r\n").unwrap();
         assert_eq!(status, 200);
         assert_eq!(header_value(&headers, "content-type"), Some("video/mp2t"));
     }

@@ -46,12 +46,13 @@ impl Connection {
 async fn connect_tcp(host: &str, port: u16) -> Result<TcpStream, UpstreamError> {
     // IPv6 literals arrive bracketed from the URL.
     let bare = host.trim_start_matches('[').trim_end_matches(']');
-    let addrs = async_net::resolve((bare, port))
-        .await
-        .map_err(|source| UpstreamError::Resolve {
-            host: host.to_owned(),
-            source,
-        })?;
+    let addrs =
+        async_net::resolve((bare, port))
+            .await
+            .map_err(|source| UpstreamError::Resolve {
+                host: host.to_owned(),
+                source,
+            })?;
     let mut last = io::Error::new(io::ErrorKind::NotFound, "no addresses");
     for addr in addrs {
         match TcpStream::connect(addr).await {
@@ -117,7 +118,11 @@ impl AsyncRead for Connection {
 }
 
 impl AsyncWrite for Connection {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         match self.get_mut() {
             Connection::Plain(s) => Pin::new(s).poll_write(cx, buf),
             #[cfg(feature = "tls")]

@@ -9,13 +9,22 @@ pub enum UpstreamError {
     /// The URL has no usable host or scheme.
     InvalidUrl(String),
     /// The host name did not resolve.
-    Resolve { host: String, source: io::Error },
+    Resolve {
+        host: String,
+        source: io::Error,
+    },
     /// Every address refused or failed.
-    Connect { host: String, source: io::Error },
+    Connect {
+        host: String,
+        source: io::Error,
+    },
     /// A named phase ran out of time.
     Timeout(&'static str),
     /// The TLS handshake failed, or TLS is not built in.
-    Tls { host: String, detail: String },
+    Tls {
+        host: String,
+        detail: String,
+    },
     /// The response head could not be parsed.
     Malformed(String),
     RedirectLoop(String),

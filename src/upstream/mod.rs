@@ -140,9 +140,11 @@ fn redirect_target(response: &Response) -> Result<Option<Url>, UpstreamError> {
 fn follow(request: &mut Request, next: Url, status: u16) {
     let same_origin = request.url.origin() == next.origin();
     if !same_origin {
-        request
-            .headers
-            .retain(|(name, _)| !CREDENTIAL_HEADERS.iter().any(|c| name.eq_ignore_ascii_case(c)));
+        request.headers.retain(|(name, _)| {
+            !CREDENTIAL_HEADERS
+                .iter()
+                .any(|c| name.eq_ignore_ascii_case(c))
+        });
     }
     if status == 303 && request.method == Method::Post {
         request.method = Method::Get;
@@ -161,7 +163,7 @@ async fn send_once(request: &Request) -> Result<Response, UpstreamError> {
     };
     with_timeout(request.read_timeout, write)
         .await
-        .ok_or_else(|| UpstreamError::Timeout("sending the request"))?
+        .ok_or(UpstreamError::Timeout("sending the request"))?
         .map_err(UpstreamError::Io)?;
 
     let reader = BufReader::with_capacity(body::READ_BUFFER, connection);
@@ -198,7 +200,10 @@ fn request_head(request: &Request) -> String {
 }
 
 /// Runs `future` for at most `limit`; `None` when the time ran out.
-pub async fn with_timeout<T>(limit: Duration, future: impl std::future::Future<Output = T>) -> Option<T> {
+pub async fn with_timeout<T>(
+    limit: Duration,
+    future: impl std::future::Future<Output = T>,
+) -> Option<T> {
     futures_lite::future::or(async { Some(future.await) }, async {
         async_io::Timer::after(limit).await;
         None

@@ -17,30 +17,53 @@ use super::ts;
 #[derive(Clone)]
 pub enum Behavior {
     /// A fixed answer.
-    Status { status: u16, headers: Vec<(String, String)>, body: Vec<u8> },
+    Status {
+        status: u16,
+        headers: Vec<(String, String)>,
+        body: Vec<u8>,
+    },
     /// `status` with `Location`.
     Redirect { status: u16, location: String },
     /// A file with Range support. `head_405` answers HEAD with 405 and an error body;
     /// `require_range` answers 403 to any request without `Range`.
-    File { data: Arc<Vec<u8>>, content_type: String, head_405: bool, require_range: bool },
+    File {
+        data: Arc<Vec<u8>>,
+        content_type: String,
+        head_405: bool,
+        require_range: bool,
+    },
     /// A file of `len` bytes whose byte `i` is `pattern_byte(i)`, never held in memory.
     Pattern { len: u64, content_type: String },
     /// Endless synthetic TS of source `tag`, `rate` bytes a second, optionally stalling
     /// (socket open, no bytes) or closing after a number of bytes, and starting `skip`
     /// bytes into the stream (a partial first packet).
     Live(Live),
+    /// Synthetic TS of source `tag` as fast as the reader takes it (benchmarks).
+    Flood { tag: u8 },
     /// Loops real media (a committed .ts file) at about `rate` bytes a second.
     LiveMedia { data: Arc<Vec<u8>>, rate: u64 },
     /// Declares `declared` bytes, sends `sent` of them, closes.
-    Truncated { declared: u64, sent: u64, content_type: String },
+    Truncated {
+        declared: u64,
+        sent: u64,
+        content_type: String,
+    },
     /// Accepts and reads the request, then never answers.
     Hang,
     /// Resets the connection after reading the request.
     Reset,
     /// The body written in pieces with pauses (chunked when `chunked`).
-    Pieces { content_type: String, pieces: Vec<(Vec<u8>, Duration)>, chunked: bool, headers: Vec<(String, String)> },
+    Pieces {
+        content_type: String,
+        pieces: Vec<(Vec<u8>, Duration)>,
+        chunked: bool,
+        headers: Vec<(String, String)>,
+    },
     /// Answers 461 unless the request carries these exact headers, then behaves as `then`.
-    Require { headers: Vec<(String, String)>, then: Box<Behavior> },
+    Require {
+        headers: Vec<(String, String)>,
+        then: Box<Behavior>,
+    },
     /// Waits before behaving as the inner one.
     Delay(Duration, Box<Behavior>),
     /// The n-th request gets the n-th behaviour; the last one repeats.
@@ -59,7 +82,13 @@ pub struct Live {
 impl Live {
     /// Source `tag` at 1 MB/s, never failing.
     pub fn new(tag: u8) -> Live {
-        Live { tag, rate: 1_000_000, stall_after: None, close_after: None, skip: 0 }
+        Live {
+            tag,
+            rate: 1_000_000,
+            stall_after: None,
+            close_after: None,
+            skip: 0,
+        }
     }
 }
 
@@ -74,7 +103,10 @@ pub struct Seen {
 
 impl Seen {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -114,7 +146,11 @@ impl FakeUpstream {
 
     /// Sets what `path` (without query) answers.
     pub fn route(&self, path: &str, behavior: Behavior) {
-        self.shared.routes.lock().unwrap().insert(path.to_owned(), (behavior, 0));
+        self.shared
+            .routes
+            .lock()
+            .unwrap()
+            .insert(path.to_owned(), (behavior, 0));
     }
 
     pub fn requests(&self) -> Vec<Seen> {
@@ -123,7 +159,10 @@ impl FakeUpstream {
 
     /// Requests seen for `path`.
     pub fn hits(&self, path: &str) -> Vec<Seen> {
-        self.requests().into_iter().filter(|s| s.path == path).collect()
+        self.requests()
+            .into_iter()
+            .filter(|s| s.path == path)
+            .collect()
     }
 
     pub fn open_connections(&self) -> usize {
@@ -158,7 +197,9 @@ fn serve(stream: TcpStream, shared: &Shared) -> std::io::Result<()> {
     let mut reader = BufReader::new(stream.try_clone()?);
     let mut out = stream;
     loop {
-        let Some(seen) = read_request(&mut reader)? else { return Ok(()) };
+        let Some(seen) = read_request(&mut reader)? else {
+            return Ok(());
+        };
         shared.seen.lock().unwrap().push(seen.clone());
         let behavior = next_behavior(shared, &seen.path);
         let keep_alive = respond(&mut out, &seen, behavior, shared)?;
@@ -172,7 +213,11 @@ fn serve(stream: TcpStream, shared: &Shared) -> std::io::Result<()> {
 fn next_behavior(shared: &Shared, path: &str) -> Behavior {
     let mut routes = shared.routes.lock().unwrap();
     let Some((behavior, count)) = routes.get_mut(path) else {
-        return Behavior::Status { status: 404, headers: vec![], body: b"no such path".to_vec() };
+        return Behavior::Status {
+            status: 404,
+            headers: vec![],
+            body: b"no such path".to_vec(),
+        };
     };
     *count += 1;
     match behavior {
@@ -207,7 +252,12 @@ fn read_request(reader: &mut BufReader<TcpStream>) -> std::io::Result<Option<See
     let mut body = vec![0u8; length];
     reader.read_exact(&mut body)?;
     let path = target.split('?').next().unwrap_or("").to_owned();
-    Ok(Some(Seen { method, target, path, headers }))
+    Ok(Some(Seen {
+        method,
+        target,
+        path,
+        headers,
+    }))
 }
 
 fn head(out: &mut TcpStream, status: u16, headers: &[(String, String)]) -> std::io::Result<()> {
@@ -220,16 +270,30 @@ fn head(out: &mut TcpStream, status: u16, headers: &[(String, String)]) -> std::
 }
 
 fn pairs(list: &[(&str, String)]) -> Vec<(String, String)> {
-    list.iter().map(|(n, v)| (n.to_string(), v.clone())).collect()
+    list.iter()
+        .map(|(n, v)| (n.to_string(), v.clone()))
+        .collect()
 }
 
 /// Answers one request; true if the connection may serve another.
-fn respond(out: &mut TcpStream, seen: &Seen, behavior: Behavior, shared: &Shared) -> std::io::Result<bool> {
+fn respond(
+    out: &mut TcpStream,
+    seen: &Seen,
+    behavior: Behavior,
+    shared: &Shared,
+) -> std::io::Result<bool> {
     let is_head = seen.method == "HEAD";
     match behavior {
-        Behavior::Status { status, headers, body } => {
+        Behavior::Status {
+            status,
+            headers,
+            body,
+        } => {
             let mut headers = headers;
-            if !headers.iter().any(|(n, _)| n.eq_ignore_ascii_case("content-length") || n.eq_ignore_ascii_case("transfer-encoding")) {
+            if !headers.iter().any(|(n, _)| {
+                n.eq_ignore_ascii_case("content-length")
+                    || n.eq_ignore_ascii_case("transfer-encoding")
+            }) {
                 headers.push(("Content-Length".into(), body.len().to_string()));
             }
             head(out, status, &headers)?;
@@ -239,13 +303,26 @@ fn respond(out: &mut TcpStream, seen: &Seen, behavior: Behavior, shared: &Shared
             Ok(false)
         }
         Behavior::Redirect { status, location } => {
-            head(out, status, &pairs(&[("Location", location), ("Content-Length", "0".into())]))?;
+            head(
+                out,
+                status,
+                &pairs(&[("Location", location), ("Content-Length", "0".into())]),
+            )?;
             Ok(false)
         }
-        Behavior::File { data, content_type, head_405, require_range } => {
+        Behavior::File {
+            data,
+            content_type,
+            head_405,
+            require_range,
+        } => {
             if is_head && head_405 {
                 let body = b"Method Not Allowed";
-                head(out, 405, &pairs(&[("Content-Length", body.len().to_string())]))?;
+                head(
+                    out,
+                    405,
+                    &pairs(&[("Content-Length", body.len().to_string())]),
+                )?;
                 out.write_all(body)?;
                 return Ok(false);
             }
@@ -254,22 +331,36 @@ fn respond(out: &mut TcpStream, seen: &Seen, behavior: Behavior, shared: &Shared
                 return Ok(false);
             }
             let len = data.len() as u64;
-            serve_ranged(out, seen, len, &content_type, |start, end, out| out.write_all(&data[start as usize..=end as usize]))
+            serve_ranged(out, seen, len, &content_type, |start, end, out| {
+                out.write_all(&data[start as usize..=end as usize])
+            })
         }
-        Behavior::Pattern { len, content_type } => serve_ranged(out, seen, len, &content_type, |start, end, out| {
-            let mut buf = vec![0u8; 64 * 1024];
-            let mut at = start;
-            while at <= end {
-                let n = ((end - at + 1) as usize).min(buf.len());
-                for (i, b) in buf[..n].iter_mut().enumerate() {
-                    *b = pattern_byte(at + i as u64);
+        Behavior::Pattern { len, content_type } => {
+            serve_ranged(out, seen, len, &content_type, |start, end, out| {
+                let mut buf = vec![0u8; 64 * 1024];
+                let mut at = start;
+                while at <= end {
+                    let n = ((end - at + 1) as usize).min(buf.len());
+                    for (i, b) in buf[..n].iter_mut().enumerate() {
+                        *b = pattern_byte(at + i as u64);
+                    }
+                    out.write_all(&buf[..n])?;
+                    at += n as u64;
                 }
-                out.write_all(&buf[..n])?;
-                at += n as u64;
-            }
-            Ok(())
-        }),
+                Ok(())
+            })
+        }
         Behavior::Live(live) => serve_live(out, is_head, live, shared),
+        Behavior::Flood { tag } => {
+            head(out, 200, &pairs(&[("Content-Type", "video/mp2t".into())]))?;
+            let block: Vec<u8> = (0..ts::PACKET as u64 * 348)
+                .map(|i| ts::byte_at(tag, i))
+                .collect();
+            while !shared.stop.load(Ordering::SeqCst) {
+                out.write_all(&block)?;
+            }
+            Ok(false)
+        }
         Behavior::LiveMedia { data, rate } => {
             head(out, 200, &pairs(&[("Content-Type", "video/mp2t".into())]))?;
             if is_head {
@@ -285,8 +376,20 @@ fn respond(out: &mut TcpStream, seen: &Seen, behavior: Behavior, shared: &Shared
             }
             Ok(false)
         }
-        Behavior::Truncated { declared, sent, content_type } => {
-            head(out, 200, &pairs(&[("Content-Type", content_type), ("Content-Length", declared.to_string()), ("Accept-Ranges", "bytes".into())]))?;
+        Behavior::Truncated {
+            declared,
+            sent,
+            content_type,
+        } => {
+            head(
+                out,
+                200,
+                &pairs(&[
+                    ("Content-Type", content_type),
+                    ("Content-Length", declared.to_string()),
+                    ("Accept-Ranges", "bytes".into()),
+                ]),
+            )?;
             if !is_head {
                 let body: Vec<u8> = (0..sent).map(pattern_byte).collect();
                 out.write_all(&body)?;
@@ -304,13 +407,21 @@ fn respond(out: &mut TcpStream, seen: &Seen, behavior: Behavior, shared: &Shared
             // An error skips the orderly shutdown; closing with linger zero sends RST.
             Err(std::io::Error::other("reset on purpose"))
         }
-        Behavior::Pieces { content_type, pieces, chunked, headers } => {
+        Behavior::Pieces {
+            content_type,
+            pieces,
+            chunked,
+            headers,
+        } => {
             let mut all = pairs(&[("Content-Type", content_type)]);
             all.extend(headers);
             let total: usize = pieces.iter().map(|(p, _)| p.len()).sum();
             if chunked {
                 all.push(("Transfer-Encoding".into(), "chunked".into()));
-            } else if !all.iter().any(|(n, _)| n.eq_ignore_ascii_case("content-length")) {
+            } else if !all
+                .iter()
+                .any(|(n, _)| n.eq_ignore_ascii_case("content-length"))
+            {
                 all.push(("Content-Length".into(), total.to_string()));
             }
             head(out, 200, &all)?;
@@ -331,7 +442,9 @@ fn respond(out: &mut TcpStream, seen: &Seen, behavior: Behavior, shared: &Shared
             Ok(false)
         }
         Behavior::Require { headers, then } => {
-            let satisfied = headers.iter().all(|(n, v)| seen.header(n) == Some(v.as_str()));
+            let satisfied = headers
+                .iter()
+                .all(|(n, v)| seen.header(n) == Some(v.as_str()));
             if satisfied {
                 respond(out, seen, *then, shared)
             } else {
@@ -365,7 +478,14 @@ fn serve_ranged(
         None => (200, 0, len.saturating_sub(1)),
         Some(Some((start, end))) => (206, start, end),
         Some(None) => {
-            head(out, 416, &pairs(&[("Content-Range", format!("bytes */{len}")), ("Content-Length", "0".into())]))?;
+            head(
+                out,
+                416,
+                &pairs(&[
+                    ("Content-Range", format!("bytes */{len}")),
+                    ("Content-Length", "0".into()),
+                ]),
+            )?;
             return Ok(false);
         }
     };
@@ -397,12 +517,20 @@ fn parse_range(header: &str, len: u64) -> Option<(u64, u64)> {
             (len.saturating_sub(n), len.checked_sub(1)?)
         }
         (start, "") => (start.parse().ok()?, len.checked_sub(1)?),
-        (start, end) => (start.parse().ok()?, end.parse::<u64>().ok()?.min(len.checked_sub(1)?)),
+        (start, end) => (
+            start.parse().ok()?,
+            end.parse::<u64>().ok()?.min(len.checked_sub(1)?),
+        ),
     };
     (start <= end && start < len).then_some((start, end))
 }
 
-fn serve_live(out: &mut TcpStream, is_head: bool, live: Live, shared: &Shared) -> std::io::Result<bool> {
+fn serve_live(
+    out: &mut TcpStream,
+    is_head: bool,
+    live: Live,
+    shared: &Shared,
+) -> std::io::Result<bool> {
     head(out, 200, &pairs(&[("Content-Type", "video/mp2t".into())]))?;
     if is_head {
         return Ok(false);
@@ -423,13 +551,21 @@ fn serve_live(out: &mut TcpStream, is_head: bool, live: Live, shared: &Shared) -
             thread::sleep(Duration::from_millis(50));
             continue;
         }
-        let limit = [live.close_after, live.stall_after].into_iter().flatten().min().unwrap_or(u64::MAX);
+        let limit = [live.close_after, live.stall_after]
+            .into_iter()
+            .flatten()
+            .min()
+            .unwrap_or(u64::MAX);
         let n = per_tick.min(limit - sent);
         buf.clear();
         buf.extend((0..n).map(|i| ts::byte_at(live.tag, offset + i)));
         out.write_all(&buf)?;
         offset += n;
         sent += n;
+        // Close right after the last byte, so the close time is the last byte's time.
+        if live.close_after.is_some_and(|limit| sent >= limit) {
+            return Ok(false);
+        }
         thread::sleep(Duration::from_millis(50));
     }
     Ok(false)
