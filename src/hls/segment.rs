@@ -1,7 +1,8 @@
 //! Serving one HLS segment, key or init section: the client's `Range` goes upstream,
 //! status and length headers come back, and a body cut short aborts the response
-//! rather than ending it cleanly. A fetch that fails before the first byte is retried
-//! once on the same URL, then the stream moves on so the next playlist uses a new source.
+//! rather than ending it cleanly. Nothing is committed before the first body byte, so a
+//! fetch that fails before it is retried once on the same URL and then answered 502/504,
+//! and the stream moves on so the next playlist uses a new source.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -10,18 +11,28 @@ use std::time::SystemTime;
 use crate::app::App;
 use crate::failover::Reason;
 use crate::registry::{Client, Stream};
-use crate::relay::{fetch_for, SourceFailure};
-use crate::server::{BodyEnd, ClientSink, MediaBody, MediaHead, Reply};
-use crate::upstream;
+use crate::relay::{fetch_for, next_source, SourceFailure};
+use crate::server::{BodyEnd, ClientSink, MediaBody, MediaHead, Reply, CHUNK};
+use crate::upstream::{self, with_timeout, UpstreamError};
 
-/// Upstream headers a segment reply carries.
-const FORWARDED: [(&str, &str); 5] = [
+/// Upstream headers a segment reply carries. `Content-Encoding` goes with the body it
+/// describes: both are passed on untouched, so they stay a consistent pair.
+const FORWARDED: [(&str, &str); 6] = [
     ("content-type", "Content-Type"),
+    ("content-encoding", "Content-Encoding"),
     ("content-range", "Content-Range"),
     ("accept-ranges", "Accept-Ranges"),
     ("last-modified", "Last-Modified"),
     ("etag", "ETag"),
 ];
+
+/// Body bytes read before the reply is committed, so that an upstream that fails before
+/// its first byte is still a 502/504 and not a 200 with nothing in it. One such buffer
+/// per segment request in flight, freed once its bytes are sent.
+const FIRST_READ: usize = 4 * 1024;
+
+// The first bytes go out in one client write.
+const _: () = assert!(FIRST_READ <= CHUNK);
 
 /// Fetches `url` for the client and streams it back. Without a client (a HEAD probe)
 /// nothing is counted.
@@ -32,21 +43,30 @@ pub async fn serve(
     url: &str,
     range: Option<&str>,
 ) -> Reply {
-    let response = match fetch_twice(app, stream, url, range).await {
-        Ok(response) => response,
+    let (response, first) = match open_twice(app, stream, url, range).await {
+        Ok(opened) => opened,
         Err(failure) => {
-            let source = stream.current();
-            stream.fail_over(
-                source.generation,
-                failure.reason,
-                &failure.detail,
-                app.config.failover_cycles,
-                None,
-                SystemTime::now(),
-            );
+            // The player's next playlist request then gets the next source.
+            next_source(app, stream, &stream.current(), &failure).await;
             return failure.reply();
         }
     };
+    let head = MediaHead {
+        status: response.status,
+        headers: forwarded_headers(&response),
+        length: response.content_length(),
+    };
+    let body = SegmentBody {
+        stream: stream.clone(),
+        client,
+        response,
+        first,
+        read_timeout: app.config.read_timeout,
+    };
+    Reply::Media(head, Box::new(body))
+}
+
+fn forwarded_headers(response: &upstream::Response) -> Vec<(String, String)> {
     let mut headers: Vec<(String, String)> = FORWARDED
         .iter()
         .filter_map(|(name, title)| {
@@ -58,52 +78,77 @@ pub async fn serve(
     if !headers.iter().any(|(n, _)| n == "Content-Type") {
         headers.push(("Content-Type".into(), "video/mp2t".into()));
     }
-    let head = MediaHead {
-        status: response.status,
-        headers,
-        length: response.content_length(),
-    };
-    let body = SegmentBody {
-        stream: stream.clone(),
-        client,
-        response,
-        read_timeout: app.config.read_timeout,
-    };
-    Reply::Media(head, Box::new(body))
+    headers
 }
 
-/// One retry on the same URL before a failure counts; 416 is the client's own answer.
-async fn fetch_twice(
+/// One retry on the same URL before a failure counts.
+async fn open_twice(
     app: &App,
     stream: &Stream,
     url: &str,
     range: Option<&str>,
-) -> Result<upstream::Response, SourceFailure> {
-    let mut last = None;
-    for _ in 0..2 {
-        match fetch_for(app, stream, url, range).await {
-            Ok(response)
-                if response.status < 400 || (response.status == 416 && range.is_some()) =>
-            {
-                return Ok(response)
-            }
-            Ok(response) => {
-                last = Some(SourceFailure {
-                    reason: Reason::HttpStatus,
-                    detail: format!("segment answered {}", response.status),
-                    timeout: false,
-                })
-            }
-            Err(failure) => last = Some(failure),
+) -> Result<(upstream::Response, Vec<u8>), SourceFailure> {
+    match open(app, stream, url, range).await {
+        Ok(opened) => Ok(opened),
+        Err(failure) => {
+            log::debug!(
+                "stream {} segment failed, trying once more: {}",
+                stream.id,
+                failure.detail
+            );
+            open(app, stream, url, range).await
         }
     }
-    Err(last.unwrap_or_else(|| SourceFailure::invalid_url(url)))
+}
+
+/// Fetches `url` and reads its first body bytes. A 416 to the client's own Range is its
+/// answer and passes as it is; anything else but a 2xx with a body is a failure.
+async fn open(
+    app: &App,
+    stream: &Stream,
+    url: &str,
+    range: Option<&str>,
+) -> Result<(upstream::Response, Vec<u8>), SourceFailure> {
+    let mut response = fetch_for(app, stream, url, range).await?;
+    if response.status == 416 && range.is_some() {
+        return Ok((response, Vec::new()));
+    }
+    if !(200..300).contains(&response.status) {
+        let detail = format!("segment answered {}", response.status);
+        return Err(SourceFailure {
+            reason: Reason::HttpStatus,
+            detail,
+            timeout: false,
+        });
+    }
+    let mut first = vec![0u8; FIRST_READ];
+    let read = with_timeout(app.config.read_timeout, response.body.read(&mut first)).await;
+    let got = match read {
+        None => {
+            let timeout = UpstreamError::Timeout("waiting for the first segment bytes");
+            return Err(SourceFailure::from_upstream(timeout));
+        }
+        Some(Err(e)) => return Err(SourceFailure::from_upstream(e)),
+        Some(Ok(0)) => {
+            let detail = "segment answered with an empty body".to_owned();
+            return Err(SourceFailure {
+                reason: Reason::BadContent,
+                detail,
+                timeout: false,
+            });
+        }
+        Some(Ok(got)) => got,
+    };
+    first.truncate(got);
+    Ok((response, first))
 }
 
 struct SegmentBody {
     stream: Arc<Stream>,
     client: Option<Arc<Client>>,
     response: upstream::Response,
+    /// Bytes read while opening, sent before the rest.
+    first: Vec<u8>,
     read_timeout: std::time::Duration,
 }
 
@@ -118,10 +163,27 @@ impl MediaBody for SegmentBody {
 
 impl SegmentBody {
     async fn run(mut self, sink: &mut ClientSink) -> BodyEnd {
-        let mut sent: u64 = 0;
+        let (end, sent) = self.carry(sink).await;
+        if let Some(client) = &self.client {
+            self.stream.record_segment(client, sent, SystemTime::now());
+        }
+        end
+    }
+
+    /// Sends the first bytes, then the rest as it arrives; how it ended and how many
+    /// bytes reached the client.
+    async fn carry(&mut self, sink: &mut ClientSink) -> (BodyEnd, u64) {
+        let first = std::mem::take(&mut self.first);
+        if !first.is_empty() {
+            sink.payload_mut()[..first.len()].copy_from_slice(&first);
+            if sink.send(first.len()).await.is_err() {
+                return (BodyEnd::Aborted, 0);
+            }
+        }
+        let mut sent = first.len() as u64;
         // One timer, re-armed per read, rather than a new one for every chunk.
         let mut timer = async_io::Timer::after(self.read_timeout);
-        let end = loop {
+        loop {
             let read = async { Some(self.response.body.read(sink.payload_mut()).await) };
             let timeout = async {
                 (&mut timer).await;
@@ -132,29 +194,23 @@ impl SegmentBody {
                     "stream {} segment stalled after {sent} bytes",
                     self.stream.id
                 );
-                break BodyEnd::Aborted;
+                return (BodyEnd::Aborted, sent);
             };
             timer.set_after(self.read_timeout);
             match read {
-                Ok(0) => break BodyEnd::Complete,
+                Ok(0) => return (BodyEnd::Complete, sent),
                 Ok(n) => {
                     if sink.send(n).await.is_err() {
-                        break BodyEnd::Aborted;
+                        return (BodyEnd::Aborted, sent);
                     }
                     sent += n as u64;
                 }
                 Err(e) => {
-                    log::info!(
-                        "stream {} segment cut short after {sent} bytes: {e}",
-                        self.stream.id
-                    );
-                    break BodyEnd::Aborted;
+                    let id = &self.stream.id;
+                    log::info!("stream {id} segment cut short after {sent} bytes: {e}");
+                    return (BodyEnd::Aborted, sent);
                 }
             }
-        };
-        if let Some(client) = &self.client {
-            self.stream.record_segment(client, sent, SystemTime::now());
         }
-        end
     }
 }

@@ -17,7 +17,7 @@ use crate::app::App;
 use crate::registry::{ClientInfo, Stream};
 use crate::server::{error, Incoming, Reply};
 use crate::upstream::{self, Request};
-pub use open::{open_source, Opened, SourceFailure};
+pub use open::{next_source, open_source, try_sources, Opened, SourceFailure};
 
 /// Serves `GET` or `HEAD /stream/{id}`.
 pub async fn play(

@@ -58,6 +58,11 @@ pub struct SourceFailure {
 }
 
 impl SourceFailure {
+    /// A failure for `reason`, not a timeout.
+    pub fn new(reason: Reason, detail: &str) -> SourceFailure {
+        SourceFailure { reason, detail: detail.to_owned(), timeout: false }
+    }
+
     pub fn invalid_url(url: &str) -> SourceFailure {
         let detail = format!("invalid source url {}", crate::redact::SafeUrl(url));
         SourceFailure {
@@ -113,36 +118,57 @@ pub async fn open_with_failover(
     stream: &Arc<Stream>,
     range: Option<&str>,
 ) -> Result<Opened, SourceFailure> {
-    let mut source = stream.current();
+    let attempt = |source: SourceSwitch| async move { open_source(app, stream, &source, range).await };
+    try_sources(app, stream, stream.current(), attempt).await
+}
+
+/// Runs `attempt` on `start` and, while it fails, on the sources the failover policy
+/// picks next (after their pause), until one works or the stream gives up. The
+/// continuous and HLS paths both go through here, so they fail over alike.
+pub async fn try_sources<T, F, Fut>(
+    app: &App,
+    stream: &Stream,
+    start: SourceSwitch,
+    mut attempt: F,
+) -> Result<T, SourceFailure>
+where
+    F: FnMut(SourceSwitch) -> Fut,
+    Fut: std::future::Future<Output = Result<T, SourceFailure>>,
+{
+    let mut source = start;
     loop {
         if !source.pause.is_zero() {
             async_io::Timer::after(source.pause).await;
         }
-        let failure = match open_source(app, stream, &source, range).await {
-            Ok(opened) => {
+        let failure = match attempt(source.clone()).await {
+            Ok(done) => {
                 stream.mark_working(source.generation);
-                return Ok(opened);
+                return Ok(done);
             }
             Err(failure) => failure,
         };
-        log::info!(
-            "stream {} source {} failed: {}",
-            stream.id,
-            source.index,
-            failure.detail
-        );
-        let resolved = super::resolver::next_url(app, stream, &source).await;
-        match stream.fail_over(
-            source.generation,
-            failure.reason,
-            &failure.detail,
-            app.config.failover_cycles,
-            resolved,
-            SystemTime::now(),
-        ) {
-            SwitchOutcome::Switched(next) => source = next,
-            SwitchOutcome::GaveUp => return Err(failure),
+        log::info!("stream {} source {} failed: {}", stream.id, source.index, failure.detail);
+        match next_source(app, stream, &source, &failure).await {
+            Some(next) => source = next,
+            None => return Err(failure),
         }
+    }
+}
+
+/// Reports that `source` failed and returns the source to try next (asking the
+/// resolver first, when the stream has one), or `None` when the stream gave up.
+pub async fn next_source(
+    app: &App,
+    stream: &Stream,
+    source: &SourceSwitch,
+    failure: &SourceFailure,
+) -> Option<SourceSwitch> {
+    let resolved = super::resolver::next_url(app, stream, source).await;
+    let cycles = app.config.failover_cycles;
+    let now = SystemTime::now();
+    match stream.fail_over(source.generation, failure.reason, &failure.detail, cycles, resolved, now) {
+        SwitchOutcome::Switched(next) => Some(next),
+        SwitchOutcome::GaveUp => None,
     }
 }
 

@@ -7,16 +7,16 @@
 use std::io;
 use std::pin::{pin, Pin};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use async_io::Timer;
 use futures_lite::future;
 
-use super::open::{open_source, Media, Opened};
+use super::open::{next_source, open_source, Media, Opened, SourceFailure};
 use super::sniff::{ts_sync_offset, TS_PACKET};
 use crate::app::App;
 use crate::failover::Reason;
-use crate::registry::{ClientGuard, SourceSwitch, SwitchOutcome};
+use crate::registry::{ClientGuard, SourceSwitch};
 use crate::server::{BodyEnd, ClientSink, MediaBody, Reply};
 use crate::upstream;
 
@@ -149,17 +149,17 @@ impl Pump {
             };
             let outcome = match wake {
                 Wake::Data(Ok(0)) if self.vod.is_none() => {
-                    self.fail(Reason::UpstreamEnded, "upstream ended the stream", sink)
+                    self.fail(SourceFailure::new(Reason::UpstreamEnded, "upstream ended the stream"), sink)
                         .await
                 }
                 Wake::Data(Ok(0)) => {
-                    self.fail(Reason::UpstreamEnded, "upstream body ended early", sink)
+                    self.fail(SourceFailure::new(Reason::UpstreamEnded, "upstream body ended early"), sink)
                         .await
                 }
                 Wake::Data(Ok(n)) => self.deliver(sink, n).await.map_err(|_| ()),
-                Wake::Data(Err(e)) => self.fail(Reason::UpstreamEnded, &e.to_string(), sink).await,
+                Wake::Data(Err(e)) => self.fail(SourceFailure::new(Reason::UpstreamEnded, &e.to_string()), sink).await,
                 Wake::Stalled => {
-                    self.fail(Reason::Stall, "no bytes from upstream", sink)
+                    self.fail(SourceFailure::new(Reason::Stall, "no bytes from upstream"), sink)
                         .await
                 }
                 Wake::ClientGone | Wake::Kicked => return BodyEnd::Aborted,
@@ -227,40 +227,26 @@ impl Pump {
 
     /// Handles a failure of the current source: resume a file where it broke, else move
     /// to the next source. `Err` when nothing is left to try or the client is gone.
-    async fn fail(
-        &mut self,
-        reason: Reason,
-        detail: &str,
-        sink: &mut ClientSink,
-    ) -> Result<(), ()> {
+    async fn fail(&mut self, failure: SourceFailure, sink: &mut ClientSink) -> Result<(), ()> {
         let stream = self.guard.stream().clone();
         log::info!(
-            "stream {} source {} broke mid-stream: {detail}",
+            "stream {} source {} broke mid-stream: {}",
             stream.id,
-            self.source.index
+            self.source.index,
+            failure.detail
         );
         if self.try_resume(sink).await {
             return Ok(());
         }
-        let mut reason = reason;
-        let mut detail = detail.to_owned();
+        let mut failed = self.source.clone();
+        let mut failure = failure;
         loop {
-            let resolved = super::resolver::next_url(&self.app, &stream, &self.source).await;
-            let cycles = self.app.config.failover_cycles;
-            let next = match stream.fail_over(
-                self.source.generation,
-                reason,
-                &detail,
-                cycles,
-                resolved,
-                SystemTime::now(),
-            ) {
-                SwitchOutcome::Switched(next) => next,
-                SwitchOutcome::GaveUp => return Err(()),
-            };
-            match self.switch_to(next).await {
+            let next = next_source(&self.app, &stream, &failed, &failure).await.ok_or(())?;
+            match self.switch_to(next.clone()).await {
                 Ok(()) => return self.deliver_first(sink).await.map_err(|_| ()),
-                Err((why, text)) => (reason, detail) = (why, text),
+                // Report the next failure against the source that just failed, so the
+                // policy moves on from it rather than handing it back.
+                Err(why) => (failed, failure) = (next, why),
             }
         }
     }
@@ -287,16 +273,20 @@ impl Pump {
         if current.generation == self.source.generation {
             return Ok(());
         }
-        match self.switch_to(current).await {
+        match self.switch_to(current.clone()).await {
             Ok(()) => self.deliver_first(sink).await.map_err(|_| ()),
-            Err((reason, detail)) => self.fail(reason, &detail, sink).await,
+            Err(failure) => {
+                // The old source is left behind either way; failures now count on the new one.
+                self.source = current;
+                self.fail(failure, sink).await
+            }
         }
     }
 
     /// Opens `source` and makes it the one being read; its first bytes wait in
     /// `self.first` for [`Pump::deliver_first`]. For a file the new body must start
     /// exactly at the next byte the client expects.
-    async fn switch_to(&mut self, source: SourceSwitch) -> Result<(), (Reason, String)> {
+    async fn switch_to(&mut self, source: SourceSwitch) -> Result<(), SourceFailure> {
         if !source.pause.is_zero() {
             Timer::after(source.pause).await;
         }
@@ -308,20 +298,12 @@ impl Pump {
         let opened = open_source(&self.app, &stream, &source, range.as_deref()).await;
         let media = match opened {
             Ok(Opened::Media(media)) => media,
-            Ok(_) => {
-                return Err((
-                    Reason::BadContent,
-                    "source no longer serves this media".into(),
-                ))
-            }
-            Err(failure) => return Err((failure.reason, failure.detail)),
+            Ok(_) => return Err(SourceFailure::new(Reason::BadContent, "source no longer serves this media")),
+            Err(failure) => return Err(failure),
         };
         if let Some(vod) = &self.vod {
             if media.span.map(|(start, _)| start) != Some(vod.next) {
-                return Err((
-                    Reason::HttpStatus,
-                    "source cannot resume at the needed byte".into(),
-                ));
+                return Err(SourceFailure::new(Reason::HttpStatus, "source cannot resume at the needed byte"));
             }
         }
         stream.mark_working(source.generation);

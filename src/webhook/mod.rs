@@ -30,7 +30,7 @@ pub use payload::USER_AGENT;
 
 /// Most webhooks one proxy keeps. Each costs a few KiB of settings at most, and an event
 /// is queued once per matching webhook, so this also bounds the fan-out of one event.
-pub const MAX_WEBHOOKS: usize = 32;
+pub const MAX_WEBHOOKS: usize = 64;
 
 /// Default number of worker threads: one can be held by a dead receiver while the other
 /// keeps delivering (see `delivery` for the worst case).

@@ -22,6 +22,20 @@ pub fn byte_at(tag: u8, offset: u64) -> u8 {
     packet(tag, n)[(offset % PACKET as u64) as usize]
 }
 
+/// Appends `n` bytes of the stream of source `tag` starting at `offset`, a packet at a
+/// time (much cheaper than [`byte_at`] per byte).
+pub fn extend_stream(out: &mut Vec<u8>, tag: u8, offset: u64, n: u64) {
+    let mut at = offset;
+    let end = offset + n;
+    while at < end {
+        let number = (at / PACKET as u64) as u32;
+        let within = (at % PACKET as u64) as usize;
+        let take = ((end - at) as usize).min(PACKET - within);
+        out.extend_from_slice(&packet(tag, number)[within..within + take]);
+        at += take as u64;
+    }
+}
+
 /// Reads back `(tag, counter)` of each whole packet; `Err` names the first offset that
 /// is not a packet start.
 pub fn packets(data: &[u8]) -> Result<Vec<(u8, u32)>, usize> {

@@ -558,7 +558,7 @@ fn serve_live(
             .unwrap_or(u64::MAX);
         let n = per_tick.min(limit - sent);
         buf.clear();
-        buf.extend((0..n).map(|i| ts::byte_at(live.tag, offset + i)));
+        ts::extend_stream(&mut buf, live.tag, offset, n);
         out.write_all(&buf)?;
         offset += n;
         sent += n;
