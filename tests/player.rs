@@ -10,10 +10,22 @@ use common::*;
 
 fn ffprobe_streams(url: &str) -> String {
     let output = Command::new("ffprobe")
-        .args(["-v", "error", "-show_entries", "stream=codec_type,codec_name", "-of", "csv=p=0", url])
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "stream=codec_type,codec_name",
+            "-of",
+            "csv=p=0",
+            url,
+        ])
         .output()
         .expect("run ffprobe");
-    assert!(output.status.success(), "ffprobe {url}: {}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "ffprobe {url}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
@@ -23,7 +35,13 @@ fn ffprobe_reads_a_live_ts_through_the_proxy() {
         return;
     }
     let upstream = FakeUpstream::start();
-    upstream.route("/live/channel.ts", Behavior::LiveMedia { data: Arc::new(media("live.ts")), rate: 100_000 });
+    upstream.route(
+        "/live/channel.ts",
+        Behavior::LiveMedia {
+            data: Arc::new(media("live.ts")),
+            rate: 100_000,
+        },
+    );
     let proxy = Proxy::start(|_| {});
     let id = create_stream(proxy.addr, &upstream.url("/live/channel.ts"), &[]);
 
@@ -39,7 +57,15 @@ fn ffprobe_reads_an_mp4_file_through_the_proxy() {
     }
     let upstream = FakeUpstream::start();
     let data = Arc::new(media("vod.mp4"));
-    upstream.route("/movie.mp4", Behavior::File { data, content_type: "video/mp4".into(), head_405: false, require_range: false });
+    upstream.route(
+        "/movie.mp4",
+        Behavior::File {
+            data,
+            content_type: "video/mp4".into(),
+            head_405: false,
+            require_range: false,
+        },
+    );
     let proxy = Proxy::start(|_| {});
     let id = create_stream(proxy.addr, &upstream.url("/movie.mp4"), &[]);
 
