@@ -69,7 +69,7 @@ async fn termination() {
     match Signals::new([Signal::Term, Signal::Int]) {
         Ok(mut signals) => {
             if let Some(Ok(signal)) = signals.next().await {
-                log::info!("received {signal:?}");
+                log::info!("shutdown requested by signal {signal:?}");
             }
         }
         Err(e) => {
