@@ -28,12 +28,17 @@ fn main() {
     let hanging = Receiver::hanging();
     let busy = Proxy::start(|_| {});
     for n in 0..50 {
-        let hook = json!({ "url": hanging.url(&format!("/hook{n}")), "timeout": 30, "retry_attempts": 3 });
+        let hook =
+            json!({ "url": hanging.url(&format!("/hook{n}")), "timeout": 30, "retry_attempts": 3 });
         assert_eq!(post_json(busy.addr, "/webhooks", &hook).status, 200);
     }
     let beside = throughput(&busy, &upstream, "/live.ts?busy");
     println!("stream throughput alone: {:.1} MB/s", alone / 1e6);
-    println!("stream throughput with 50 hanging webhooks: {:.1} MB/s (ratio {:.2})", beside / 1e6, beside / alone);
+    println!(
+        "stream throughput with 50 hanging webhooks: {:.1} MB/s (ratio {:.2})",
+        beside / 1e6,
+        beside / alone
+    );
     drop(busy);
 
     events_per_second(&upstream);
@@ -49,7 +54,11 @@ fn throughput(proxy: &Proxy, upstream: &FakeUpstream, path: &str) -> f64 {
         let until = Instant::now() + READ_FOR;
         let mut n = 0;
         while Instant::now() < until {
-            post_json(addr, "/streams", &json!({ "url": format!("http://u.test/{n}.ts") }));
+            post_json(
+                addr,
+                "/streams",
+                &json!({ "url": format!("http://u.test/{n}.ts") }),
+            );
             n += 1;
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -68,11 +77,23 @@ fn throughput(proxy: &Proxy, upstream: &FakeUpstream, path: &str) -> f64 {
 fn events_per_second(upstream: &FakeUpstream) {
     let fast = Receiver::answering(200);
     let proxy = Proxy::start(|_| {});
-    assert_eq!(post_json(proxy.addr, "/webhooks", &json!({ "url": fast.url("/fast") })).status, 200);
+    assert_eq!(
+        post_json(
+            proxy.addr,
+            "/webhooks",
+            &json!({ "url": fast.url("/fast") })
+        )
+        .status,
+        200
+    );
     let count = 2000;
     let started = Instant::now();
     for n in 0..count {
-        post_json(proxy.addr, "/streams", &json!({ "url": upstream.url(&format!("/e{n}.ts")) }));
+        post_json(
+            proxy.addr,
+            "/streams",
+            &json!({ "url": upstream.url(&format!("/e{n}.ts")) }),
+        );
     }
     let received = fast.wait_for(count, Duration::from_secs(60)).len();
     let elapsed = started.elapsed().as_secs_f64();

@@ -69,7 +69,8 @@ pub struct Event {
     /// When the event happened (not when it was delivered), UTC, microseconds.
     #[serde(serialize_with = "serialize_timestamp")]
     pub timestamp: SystemTime,
-    /// Position among this stream's events, from 1, so receivers can order them.
+    /// Increases with every event the proxy publishes (from 1 at start-up), so receivers
+    /// can order a stream's events even when they arrive out of order.
     pub sequence: u64,
     pub data: serde_json::Value,
 }

@@ -72,7 +72,7 @@ pub fn next(at: Position, sources: usize, cycles: u32) -> Next {
     }
     let index = (at.index + 1) % sources;
     let completed_cycles = at.failures / sources;
-    let pause = if at.failures % sources == 0 {
+    let pause = if at.failures.is_multiple_of(sources) {
         cycle_pause(completed_cycles)
     } else {
         Duration::ZERO

@@ -84,6 +84,8 @@ pub fn run(
         drop(sweeper);
         app.registry
             .remove_all(StopReason::Shutdown, SystemTime::now());
+        // Live event streams would otherwise hold the drain below for its whole limit.
+        app.subscribers.close_all();
         wait_for_connections(&app).await;
     }));
 

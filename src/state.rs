@@ -20,8 +20,8 @@ pub const STATE_VERSION: u32 = 1;
 /// Largest state file read, in bytes. A webhook at its largest is a 2 KiB URL, 16 headers
 /// of 64 + 1024 bytes and a 1 KiB secret; JSON escaping at most doubles the URL and the
 /// headers (printable ASCII) and makes each control character in the secret 6 bytes:
-/// 4 + 35 + 6 + 1 (layout) ≈ 46 KiB, and 32 webhooks ≈ 1.5 MiB. Anything bigger is not ours.
-const MAX_STATE_BYTES: u64 = 2 * 1024 * 1024;
+/// 4 + 35 + 6 + 1 (layout) ≈ 46 KiB, and 64 webhooks ≈ 3 MiB. Anything bigger is not ours.
+const MAX_STATE_BYTES: u64 = 4 * 1024 * 1024;
 
 /// Everything in the state file. Sections this build does not know (written by a newer
 /// one) are kept in `other` and written back unchanged.

@@ -184,15 +184,39 @@ fn a_switch_while_playing_skips_a_dead_backup_and_reaches_the_next() {
     // A failed switch was once reported against the old source, so the policy kept
     // handing back the same dead backup.
     let upstream = FakeUpstream::start();
-    upstream.route("/p.ts", Behavior::Live(Live { close_after: Some(188 * 1000), ..Live::new(1) }));
-    upstream.route("/b1.ts", Behavior::Status { status: 503, headers: vec![], body: vec![] });
+    upstream.route(
+        "/p.ts",
+        Behavior::Live(Live {
+            close_after: Some(188 * 1000),
+            ..Live::new(1)
+        }),
+    );
+    upstream.route(
+        "/b1.ts",
+        Behavior::Status {
+            status: 503,
+            headers: vec![],
+            body: vec![],
+        },
+    );
     upstream.route("/b2.ts", Behavior::Live(Live::new(3)));
     let proxy = Proxy::start(fast_failover);
-    let id = create_stream(proxy.addr, &upstream.url("/p.ts"), &[upstream.url("/b1.ts"), upstream.url("/b2.ts")]);
+    let id = create_stream(
+        proxy.addr,
+        &upstream.url("/p.ts"),
+        &[upstream.url("/b1.ts"), upstream.url("/b2.ts")],
+    );
     let mut stream = open(proxy.addr, "GET", &format!("/stream/{id}"), &[], b"");
     read_until_source(&mut stream, 3, 20);
-    assert_eq!(upstream.hits("/b1.ts").len(), 1, "b1 was tried once, not again and again");
-    assert_eq!(stream_entry(proxy.addr, &id)["stream"]["current_failover_index"], 2);
+    assert_eq!(
+        upstream.hits("/b1.ts").len(),
+        1,
+        "b1 was tried once, not again and again"
+    );
+    assert_eq!(
+        stream_entry(proxy.addr, &id)["stream"]["current_failover_index"],
+        2
+    );
 }
 
 #[test]

@@ -17,8 +17,8 @@ use url::Url;
 use crate::api::client_info;
 use crate::app::App;
 use crate::failover::Reason;
-use crate::registry::{Client, ClientInfo, Kind, Stream, SwitchOutcome};
-use crate::relay::{fetch_for, SourceFailure};
+use crate::registry::{Client, ClientInfo, Kind, SourceSwitch, Stream};
+use crate::relay::{fetch_for, next_source, try_sources, SourceFailure};
 use crate::server::{error, text, Incoming, Reply};
 use crate::upstream::{self, with_timeout};
 use rewrite::UriKind;
@@ -41,7 +41,7 @@ pub async fn playlist(app: &Arc<App>, id: &str, incoming: Incoming) -> Reply {
     };
     let fetched = match &variant {
         Some(url) => fetch_variant(app, &stream, url).await,
-        None => fetch_with_failover(app, &stream).await,
+        None => fetch_with_failover(app, &stream, stream.current()).await,
     };
     let (body, base) = match fetched {
         Ok(fetched) => fetched,
@@ -161,43 +161,20 @@ fn respond(
     reply
 }
 
-/// The stream's own playlist, moving through its sources while they fail.
-async fn fetch_with_failover(app: &App, stream: &Stream) -> Result<(String, Url), SourceFailure> {
-    let mut source = stream.current();
-    loop {
-        if !source.pause.is_zero() {
-            async_io::Timer::after(source.pause).await;
-        }
-        let failure = match fetch_playlist(app, stream, &source.url).await {
-            Ok(fetched) => {
-                stream.mark_working(source.generation);
-                return Ok(fetched);
-            }
-            Err(failure) => failure,
-        };
-        log::info!(
-            "stream {} playlist from source {} failed: {}",
-            stream.id,
-            source.index,
-            failure.detail
-        );
-        let resolved = crate::relay::resolver::next_url(app, stream, &source).await;
-        match stream.fail_over(
-            source.generation,
-            failure.reason,
-            &failure.detail,
-            app.config.failover_cycles,
-            resolved,
-            SystemTime::now(),
-        ) {
-            SwitchOutcome::Switched(next) => source = next,
-            SwitchOutcome::GaveUp => return Err(failure),
-        }
-    }
+/// A playlist of the stream's sources from `start` on, moving through them while they fail.
+async fn fetch_with_failover(
+    app: &App,
+    stream: &Stream,
+    start: SourceSwitch,
+) -> Result<(String, Url), SourceFailure> {
+    let attempt =
+        |source: SourceSwitch| async move { fetch_playlist(app, stream, &source.url).await };
+    try_sources(app, stream, start, attempt).await
 }
 
-/// A variant or rendition playlist. If it fails, the stream moves to its next source,
-/// and the player gets that source's media playlist, never its master playlist.
+/// A variant or rendition playlist. If it fails, the player gets the first variant of the
+/// current source instead (a media playlist, never a master), after moving the stream to
+/// its next source when the failed variant is one of the current source's own.
 async fn fetch_variant(
     app: &App,
     stream: &Stream,
@@ -207,13 +184,46 @@ async fn fetch_variant(
         Ok(fetched) => return Ok(fetched),
         Err(failure) => failure,
     };
-    let (body, base) = fetch_with_failover(app, stream)
-        .await
-        .map_err(|_| failure)?;
+    log::info!(
+        "stream {} variant playlist failed: {}",
+        stream.id,
+        failure.detail
+    );
+    let Ok((mut body, mut base)) = fetch_with_failover(app, stream, stream.current()).await else {
+        return Err(failure);
+    };
+    // Players go on asking for the variants of the master they were given. After a switch
+    // those belong to a source the stream has left, and failing over again would only
+    // move it away from the source that works.
+    if playlists_of(&body, &base)
+        .iter()
+        .any(|playlist| playlist.as_str() == url)
+    {
+        let Some(next) = next_source(app, stream, &stream.current(), &failure).await else {
+            return Err(failure);
+        };
+        let Ok(fetched) = fetch_with_failover(app, stream, next).await else {
+            return Err(failure);
+        };
+        (body, base) = fetched;
+    }
     match first_variant(&body).and_then(|uri| base.join(uri).ok()) {
         Some(variant) => fetch_playlist(app, stream, variant.as_str()).await,
         None => Ok((body, base)),
     }
+}
+
+/// Every playlist a master names (variants, renditions, I-frame playlists), resolved as
+/// the rewriter resolves them, so they compare equal to the URLs in its references.
+fn playlists_of(body: &str, base: &Url) -> Vec<Url> {
+    let mut found = Vec::new();
+    rewrite::rewrite(body, base, |url, kind| {
+        if kind == UriKind::Playlist {
+            found.push(url.clone());
+        }
+        String::new()
+    });
+    found
 }
 
 /// The first variant URI of a master playlist; `None` for a media playlist.
@@ -316,7 +326,10 @@ fn decompress(encoding: Option<&str>, raw: Vec<u8>) -> Result<Vec<u8>, SourceFai
 /// Whether a `deflate` body has the zlib wrapper RFC 9110 asks for (RFC 1950: method 8,
 /// and the first two bytes a multiple of 31) rather than the raw stream some servers send.
 fn is_zlib(raw: &[u8]) -> bool {
-    matches!(raw, [method, flags, ..] if method & 0x0f == 8 && u16::from_be_bytes([*method, *flags]) % 31 == 0)
+    let [method, flags, ..] = raw else {
+        return false;
+    };
+    method & 0x0f == 8 && u16::from_be_bytes([*method, *flags]) % 31 == 0
 }
 
 #[cfg(test)]
@@ -328,6 +341,22 @@ mod tests {
         let master = "#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=1\n\nlow/index.m3u8\n#EXT-X-STREAM-INF:BANDWIDTH=2\nhi.m3u8\n";
         assert_eq!(first_variant(master), Some("low/index.m3u8"));
         assert_eq!(first_variant("#EXTM3U\n#EXTINF:4,\nseg1.ts\n"), None);
+    }
+
+    #[test]
+    fn a_master_names_its_variants_renditions_and_iframe_playlists_but_no_media() {
+        let master = "#EXTM3U\n#EXT-X-SESSION-KEY:METHOD=AES-128,URI=\"k.key\"\n\
+            #EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"a\",NAME=\"en\",URI=\"audio/en.m3u8\"\n\
+            #EXT-X-STREAM-INF:BANDWIDTH=1\nlow/index.m3u8\n\
+            #EXT-X-I-FRAME-STREAM-INF:BANDWIDTH=1,URI=\"iframes.m3u8\"\n";
+        let base = Url::parse("http://cdn.test/show/master.m3u8").unwrap();
+        let found: Vec<String> = playlists_of(master, &base)
+            .iter()
+            .map(Url::to_string)
+            .collect();
+        let expected = ["audio/en.m3u8", "low/index.m3u8", "iframes.m3u8"]
+            .map(|p| format!("http://cdn.test/show/{p}"));
+        assert_eq!(found, expected);
     }
 
     #[test]

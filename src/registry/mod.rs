@@ -42,6 +42,8 @@ impl StopReason {
 pub struct Totals {
     pub bytes_served: AtomicU64,
     pub segments_served: AtomicU64,
+    /// Events published so far; the source of every event's sequence number.
+    pub events_published: AtomicU64,
 }
 
 /// All streams, shared by the API, the relay and the sweeper.

@@ -116,7 +116,6 @@ pub struct Stream {
     clients: Mutex<HashMap<String, Arc<Client>>>,
     bytes: AtomicU64,
     segments: AtomicU64,
-    sequence: AtomicU64,
     switched: Event,
     removed: AtomicBool,
     bus: EventBus,
@@ -163,7 +162,6 @@ impl Stream {
             clients: Mutex::new(HashMap::new()),
             bytes: AtomicU64::new(0),
             segments: AtomicU64::new(0),
-            sequence: AtomicU64::new(0),
             switched: Event::new(),
             removed: AtomicBool::new(false),
             bus,
@@ -171,9 +169,11 @@ impl Stream {
         }
     }
 
-    /// Publishes an event of this stream with the next sequence number.
+    /// Publishes an event of this stream. Its sequence number comes from one counter for
+    /// the whole proxy, so it keeps increasing for a stream id even when the stream is
+    /// removed and created again.
     pub fn publish(&self, kind: EventType, data: serde_json::Value, now: SystemTime) {
-        let sequence = self.sequence.fetch_add(1, Ordering::Relaxed) + 1;
+        let sequence = self.totals.events_published.fetch_add(1, Ordering::Relaxed) + 1;
         self.bus
             .publish(BusEvent::new(kind, &self.id, sequence, now, data));
     }

@@ -27,14 +27,18 @@ pub async fn play(
     client: ClientInfo,
 ) -> Reply {
     let range = incoming.header("range").map(str::to_owned);
-    if incoming.method() == http_types::Method::Head {
-        return open::probe(app, &stream, range.as_deref()).await;
+    let head_only = incoming.method() == http_types::Method::Head;
+    if head_only {
+        if let Some(reply) = open::probe(app, &stream, range.as_deref()).await {
+            return reply;
+        }
     }
     let opened = match open::open_with_failover(app, &stream, range.as_deref()).await {
         Ok(opened) => opened,
         Err(failure) => return failure.reply(),
     };
     match opened {
+        Opened::Media(media) if head_only => Reply::Media(media.head, Box::new(open::NoBody)),
         Opened::Media(media) => {
             let Some(guard) = stream.attach(client, SystemTime::now()) else {
                 return error(404, "Stream not found");

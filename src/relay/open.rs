@@ -19,6 +19,10 @@ use crate::upstream::{self, with_timeout, UpstreamError};
 /// Bytes read ahead to judge a body: enough for several TS packets or an HTML page start.
 const SNIFF_BYTES: usize = 4 * 1024;
 
+/// Bytes needed before judging: two TS packets and a byte, which also covers a playlist
+/// tag after a BOM and some white space.
+const JUDGE_BYTES: usize = 2 * super::sniff::TS_PACKET + 1;
+
 /// Upstream headers passed to the client with the body.
 const FORWARDED: [&str; 6] = [
     "content-type",
@@ -60,7 +64,11 @@ pub struct SourceFailure {
 impl SourceFailure {
     /// A failure for `reason`, not a timeout.
     pub fn new(reason: Reason, detail: &str) -> SourceFailure {
-        SourceFailure { reason, detail: detail.to_owned(), timeout: false }
+        SourceFailure {
+            reason,
+            detail: detail.to_owned(),
+            timeout: false,
+        }
     }
 
     pub fn invalid_url(url: &str) -> SourceFailure {
@@ -118,7 +126,8 @@ pub async fn open_with_failover(
     stream: &Arc<Stream>,
     range: Option<&str>,
 ) -> Result<Opened, SourceFailure> {
-    let attempt = |source: SourceSwitch| async move { open_source(app, stream, &source, range).await };
+    let attempt =
+        |source: SourceSwitch| async move { open_source(app, stream, &source, range).await };
     try_sources(app, stream, stream.current(), attempt).await
 }
 
@@ -147,7 +156,12 @@ where
             }
             Err(failure) => failure,
         };
-        log::info!("stream {} source {} failed: {}", stream.id, source.index, failure.detail);
+        log::info!(
+            "stream {} source {} failed: {}",
+            stream.id,
+            source.index,
+            failure.detail
+        );
         match next_source(app, stream, &source, &failure).await {
             Some(next) => source = next,
             None => return Err(failure),
@@ -166,7 +180,14 @@ pub async fn next_source(
     let resolved = super::resolver::next_url(app, stream, source).await;
     let cycles = app.config.failover_cycles;
     let now = SystemTime::now();
-    match stream.fail_over(source.generation, failure.reason, &failure.detail, cycles, resolved, now) {
+    match stream.fail_over(
+        source.generation,
+        failure.reason,
+        &failure.detail,
+        cycles,
+        resolved,
+        now,
+    ) {
         SwitchOutcome::Switched(next) => Some(next),
         SwitchOutcome::GaveUp => None,
     }
@@ -202,7 +223,11 @@ async fn read_first(
     response: &mut upstream::Response,
 ) -> Result<Vec<u8>, SourceFailure> {
     let mut first = vec![0u8; SNIFF_BYTES];
-    let read = with_timeout(app.config.read_timeout, response.body.read(&mut first)).await;
+    let read = with_timeout(
+        app.config.read_timeout,
+        fill_for_sniffing(response, &mut first),
+    )
+    .await;
     let got = match read {
         None => {
             return Err(SourceFailure::from_upstream(UpstreamError::Timeout(
@@ -215,6 +240,22 @@ async fn read_first(
     };
     first.truncate(got);
     Ok(first)
+}
+
+/// Reads until [`JUDGE_BYTES`] are in (enough to see `#EXTM3U` past a BOM, or two TS
+/// sync bytes) or the body ends: one small first read must not decide what a body is.
+async fn fill_for_sniffing(
+    response: &mut upstream::Response,
+    buf: &mut [u8],
+) -> Result<usize, UpstreamError> {
+    let mut got = 0;
+    while got < JUDGE_BYTES {
+        match response.body.read(&mut buf[got..]).await? {
+            0 => break,
+            n => got += n,
+        }
+    }
+    Ok(got)
 }
 
 fn media(
@@ -314,21 +355,28 @@ fn passthrough(response: &upstream::Response) -> Reply {
 }
 
 /// Answers HEAD without registering a client: asks the upstream with HEAD, and when it
-/// will not say (405, 501, no length), with a one-byte ranged GET.
-pub async fn probe(app: &App, stream: &Arc<Stream>, range: Option<&str>) -> Reply {
+/// will not say (405, 501, no length), with a one-byte ranged GET. `None` when the source
+/// is a playlist: its HEAD must carry the rewritten playlist's length, so the caller
+/// answers it as GET does.
+pub async fn probe(app: &App, stream: &Arc<Stream>, range: Option<&str>) -> Option<Reply> {
+    if stream.kind() == Kind::Hls {
+        return None;
+    }
     let source = stream.current();
-    let head = probe_head(app, stream, &source.url, range).await;
-    let head = match head {
+    let head = match probe_head(app, stream, &source.url, range).await {
         Some(head) => Some(head),
         None => probe_ranged(app, stream, &source.url).await,
     };
-    match head {
-        Some(head) => Reply::Media(head, Box::new(NoBody)),
-        None => error(
+    let Some(head) = head else {
+        return Some(error(
             502,
             "Upstream unavailable: the source did not answer the probe",
-        ),
-    }
+        ));
+    };
+    let playlist = head.headers.iter().any(|(name, value)| {
+        name == "Content-Type" && value.to_ascii_lowercase().contains("mpegurl")
+    });
+    (!playlist).then(|| Reply::Media(head, Box::new(NoBody)))
 }
 
 async fn probe_head(
@@ -386,7 +434,7 @@ async fn probe_ranged(app: &App, stream: &Stream, url: &str) -> Option<MediaHead
 }
 
 /// The body of a HEAD reply: never pumped.
-struct NoBody;
+pub struct NoBody;
 
 impl crate::server::MediaBody for NoBody {
     fn pump<'a>(

@@ -70,9 +70,11 @@ struct Splice {
 }
 
 struct Pump {
+    /// Declared before `guard` so it drops first: the upstream connection is closed
+    /// before the client's end is published.
+    response: upstream::Response,
     app: Arc<App>,
     guard: ClientGuard,
-    response: upstream::Response,
     first: Vec<u8>,
     source: SourceSwitch,
     vod: Option<Vod>,
@@ -149,18 +151,33 @@ impl Pump {
             };
             let outcome = match wake {
                 Wake::Data(Ok(0)) if self.vod.is_none() => {
-                    self.fail(SourceFailure::new(Reason::UpstreamEnded, "upstream ended the stream"), sink)
-                        .await
+                    self.fail(
+                        SourceFailure::new(Reason::UpstreamEnded, "upstream ended the stream"),
+                        sink,
+                    )
+                    .await
                 }
                 Wake::Data(Ok(0)) => {
-                    self.fail(SourceFailure::new(Reason::UpstreamEnded, "upstream body ended early"), sink)
-                        .await
+                    self.fail(
+                        SourceFailure::new(Reason::UpstreamEnded, "upstream body ended early"),
+                        sink,
+                    )
+                    .await
                 }
                 Wake::Data(Ok(n)) => self.deliver(sink, n).await.map_err(|_| ()),
-                Wake::Data(Err(e)) => self.fail(SourceFailure::new(Reason::UpstreamEnded, &e.to_string()), sink).await,
+                Wake::Data(Err(e)) => {
+                    self.fail(
+                        SourceFailure::new(Reason::UpstreamEnded, &e.to_string()),
+                        sink,
+                    )
+                    .await
+                }
                 Wake::Stalled => {
-                    self.fail(SourceFailure::new(Reason::Stall, "no bytes from upstream"), sink)
-                        .await
+                    self.fail(
+                        SourceFailure::new(Reason::Stall, "no bytes from upstream"),
+                        sink,
+                    )
+                    .await
                 }
                 Wake::ClientGone | Wake::Kicked => return BodyEnd::Aborted,
                 Wake::Switched => {
@@ -241,7 +258,9 @@ impl Pump {
         let mut failed = self.source.clone();
         let mut failure = failure;
         loop {
-            let next = next_source(&self.app, &stream, &failed, &failure).await.ok_or(())?;
+            let next = next_source(&self.app, &stream, &failed, &failure)
+                .await
+                .ok_or(())?;
             match self.switch_to(next.clone()).await {
                 Ok(()) => return self.deliver_first(sink).await.map_err(|_| ()),
                 // Report the next failure against the source that just failed, so the
@@ -298,12 +317,20 @@ impl Pump {
         let opened = open_source(&self.app, &stream, &source, range.as_deref()).await;
         let media = match opened {
             Ok(Opened::Media(media)) => media,
-            Ok(_) => return Err(SourceFailure::new(Reason::BadContent, "source no longer serves this media")),
+            Ok(_) => {
+                return Err(SourceFailure::new(
+                    Reason::BadContent,
+                    "source no longer serves this media",
+                ))
+            }
             Err(failure) => return Err(failure),
         };
         if let Some(vod) = &self.vod {
             if media.span.map(|(start, _)| start) != Some(vod.next) {
-                return Err(SourceFailure::new(Reason::HttpStatus, "source cannot resume at the needed byte"));
+                return Err(SourceFailure::new(
+                    Reason::HttpStatus,
+                    "source cannot resume at the needed byte",
+                ));
             }
         }
         stream.mark_working(source.generation);

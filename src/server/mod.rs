@@ -148,31 +148,35 @@ impl Incoming {
     }
 
     /// The base that links written for this client start with: the configured public
-    /// URL, a trusted proxy's forwarded host, or the `Host` the client used.
+    /// URL, or the scheme, host and prefix the client used, as a trusted proxy forwarded
+    /// them (`X-Forwarded-Proto`, `-Host`, `-Prefix`, each on its own) or as `Host` says.
     pub fn base_url(&self, app: &App) -> String {
         if let Some(fixed) = &app.config.public_base_url {
             return fixed.as_str().trim_end_matches('/').to_owned();
         }
-        if self.peer_is_trusted(&app.config.trusted_proxies) {
-            if let Some(host) = self.header("x-forwarded-host") {
-                let proto = self.header("x-forwarded-proto").unwrap_or("http");
-                let proto = if proto.eq_ignore_ascii_case("https") {
-                    "https"
-                } else {
-                    "http"
-                };
-                let prefix = self
-                    .header("x-forwarded-prefix")
-                    .unwrap_or("")
-                    .trim_end_matches('/');
-                return format!("{proto}://{}{prefix}{}", host.trim(), app.config.root_path);
-            }
-        }
-        let host = self
-            .header("host")
+        let trusted = self.peer_is_trusted(&app.config.trusted_proxies);
+        let forwarded = |name: &str| {
+            let value = self.header(name).filter(|_| trusted)?;
+            value
+                .split(',')
+                .next()
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+        };
+        let scheme = match forwarded("x-forwarded-proto") {
+            Some(proto) if proto.eq_ignore_ascii_case("https") => "https",
+            _ => "http",
+        };
+        let host = forwarded("x-forwarded-host")
+            .or(self.header("host"))
+            .filter(|host| is_plain_host(host))
             .map(str::to_owned)
             .unwrap_or_else(|| self.socket_host());
-        format!("http://{host}{}", app.config.root_path)
+        let prefix = forwarded("x-forwarded-prefix")
+            .filter(|p| p.starts_with('/') && is_plain_path(p))
+            .unwrap_or("")
+            .trim_end_matches('/');
+        format!("{scheme}://{host}{prefix}{}", app.config.root_path)
     }
 
     fn socket_host(&self) -> String {
@@ -181,4 +185,18 @@ impl Incoming {
             Err(_) => "127.0.0.1".into(),
         }
     }
+}
+
+/// A `Host` value safe to write into a playlist: name or address, optional port.
+fn is_plain_host(host: &str) -> bool {
+    !host.is_empty()
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-.:[]_".contains(&b))
+}
+
+/// A path prefix safe to write into a playlist.
+fn is_plain_path(path: &str) -> bool {
+    path.bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"-._~/".contains(&b))
 }

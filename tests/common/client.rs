@@ -32,7 +32,8 @@ impl Answer {
     }
 
     pub fn json(&self) -> Value {
-        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
     }
 
     pub fn text(&self) -> String {
@@ -41,14 +42,38 @@ impl Answer {
 }
 
 fn find<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    headers
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_str())
 }
 
 /// Sends a request and returns the head with an open body.
-pub fn open(addr: SocketAddr, method: &str, target: &str, headers: &[(&str, &str)], body: &[u8]) -> Streamed {
+pub fn open(
+    addr: SocketAddr,
+    method: &str,
+    target: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Streamed {
+    open_as(addr, &addr.to_string(), method, target, headers, body)
+}
+
+/// Like [`open`], with the `Host` the test chooses: a player that reached the proxy by
+/// another name or address (`tv.lan:8080`, `[::1]:8080`) sends that instead.
+pub fn open_as(
+    addr: SocketAddr,
+    host: &str,
+    method: &str,
+    target: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Streamed {
     let mut socket = TcpStream::connect(addr).expect("connect to proxy");
-    socket.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    let mut head = format!("{method} {target} HTTP/1.1\r\nHost: {addr}\r\n");
+    socket
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let mut head = format!("{method} {target} HTTP/1.1\r\nHost: {host}\r\n");
     for (name, value) in headers {
         head.push_str(&format!("{name}: {value}\r\n"));
     }
@@ -64,7 +89,11 @@ pub fn open(addr: SocketAddr, method: &str, target: &str, headers: &[(&str, &str
 fn read_head(mut reader: BufReader<TcpStream>, head_only: bool) -> Streamed {
     let mut line = String::new();
     reader.read_line(&mut line).expect("status line");
-    let status = line.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or_else(|| panic!("bad status line {line:?}"));
+    let status = line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("bad status line {line:?}"));
     let mut headers = Vec::new();
     loop {
         let mut header = String::new();
@@ -75,13 +104,22 @@ fn read_head(mut reader: BufReader<TcpStream>, head_only: bool) -> Streamed {
         let (name, value) = header.split_once(':').unwrap();
         headers.push((name.trim().to_owned(), value.trim().to_owned()));
     }
-    let chunked = find(&headers, "transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked"));
+    let chunked =
+        find(&headers, "transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked"));
     let mut remaining = find(&headers, "content-length").map(|v| v.parse().unwrap());
     if head_only || status == 204 || status == 304 {
         remaining = Some(0);
     }
     let finished = head_only || (remaining == Some(0) && !chunked);
-    Streamed { status, headers, reader, chunked: chunked && !head_only, chunk_left: 0, remaining, finished }
+    Streamed {
+        status,
+        headers,
+        reader,
+        chunked: chunked && !head_only,
+        chunk_left: 0,
+        remaining,
+        finished,
+    }
 }
 
 impl Streamed {
@@ -97,11 +135,16 @@ impl Streamed {
         if self.chunked {
             return self.read_chunked(buf);
         }
-        let max = self.remaining.map_or(buf.len(), |r| buf.len().min(r as usize));
+        let max = self
+            .remaining
+            .map_or(buf.len(), |r| buf.len().min(r as usize));
         let n = self.reader.read(&mut buf[..max])?;
         if let Some(r) = &mut self.remaining {
             if n == 0 {
-                return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "body cut short"));
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    "body cut short",
+                ));
             }
             *r -= n as u64;
             self.finished = *r == 0;
@@ -110,13 +153,15 @@ impl Streamed {
     }
 
     fn read_chunked(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let cut = || std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "chunked body cut short");
+        let cut =
+            || std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "chunked body cut short");
         if self.chunk_left == 0 {
             let mut line = String::new();
             if self.reader.read_line(&mut line)? == 0 {
                 return Err(cut());
             }
-            let size = u64::from_str_radix(line.trim().split(';').next().unwrap(), 16).map_err(|_| cut())?;
+            let size = u64::from_str_radix(line.trim().split(';').next().unwrap(), 16)
+                .map_err(|_| cut())?;
             if size == 0 {
                 let mut end = String::new();
                 self.reader.read_line(&mut end)?;
@@ -165,10 +210,37 @@ impl Streamed {
 }
 
 /// A whole request; the body is read to its end.
-pub fn request(addr: SocketAddr, method: &str, target: &str, headers: &[(&str, &str)], body: &[u8]) -> Answer {
+pub fn request(
+    addr: SocketAddr,
+    method: &str,
+    target: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Answer {
     let mut streamed = open(addr, method, target, headers, body);
     let body = streamed.read_all().expect("whole body");
-    Answer { status: streamed.status, headers: streamed.headers, body }
+    Answer {
+        status: streamed.status,
+        headers: streamed.headers,
+        body,
+    }
+}
+
+/// A whole request sent with the given `Host`; see [`open_as`].
+pub fn request_as(
+    addr: SocketAddr,
+    host: &str,
+    method: &str,
+    target: &str,
+    headers: &[(&str, &str)],
+) -> Answer {
+    let mut streamed = open_as(addr, host, method, target, headers, b"");
+    let body = streamed.read_all().expect("whole body");
+    Answer {
+        status: streamed.status,
+        headers: streamed.headers,
+        body,
+    }
 }
 
 pub fn get(addr: SocketAddr, target: &str) -> Answer {
@@ -181,5 +253,11 @@ pub fn delete(addr: SocketAddr, target: &str) -> Answer {
 
 pub fn post_json(addr: SocketAddr, target: &str, body: &Value) -> Answer {
     let body = serde_json::to_vec(body).unwrap();
-    request(addr, "POST", target, &[("Content-Type", "application/json")], &body)
+    request(
+        addr,
+        "POST",
+        target,
+        &[("Content-Type", "application/json")],
+        &body,
+    )
 }

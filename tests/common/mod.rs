@@ -1,9 +1,13 @@
 //! Shared test support: the real proxy started in-process, a programmable fake upstream,
-//! a small HTTP client, synthetic MPEG-TS, and the check for Debian tools (ffprobe).
-#![allow(dead_code)] // each test file uses a different part of the support code
+//! a small HTTP client, synthetic MPEG-TS, HLS playlist helpers, and the check for Debian
+//! tools (ffprobe).
+// Each test file (and the benchmarks) uses a different part of the support code.
+#![allow(dead_code, unused_imports)]
 
 pub mod client;
+pub mod hls;
 pub mod proxy;
+pub mod receiver;
 pub mod ts;
 pub mod upstream;
 
@@ -48,16 +52,23 @@ pub fn stream_entry(addr: SocketAddr, id: &str) -> Value {
 
 /// A committed test media file.
 pub fn media(name: &str) -> Vec<u8> {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/media").join(name);
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/media")
+        .join(name);
     std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
 /// Whether a Debian tool is present. Missing under CI is a failure; elsewhere the test
 /// skips, saying which package brings the tool.
 pub fn have_tool(tool: &str, package: &str) -> bool {
-    let found = std::process::Command::new(tool).arg("-version").output().is_ok();
+    let found = std::process::Command::new(tool)
+        .arg("-version")
+        .output()
+        .is_ok();
     if !found {
-        let message = format!("{tool} not found: install the Debian package {package} (apt-get install {package})");
+        let message = format!(
+            "{tool} not found: install the Debian package {package} (apt-get install {package})"
+        );
         if std::env::var("CI").is_ok_and(|v| v == "true") {
             panic!("{message}");
         }

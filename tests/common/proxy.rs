@@ -57,7 +57,12 @@ impl Proxy {
             };
             m3u_proxy::run(config, listener, shutdown).expect("proxy runs");
         });
-        Proxy { addr, state_file, stop: Some(stop), thread: Some(thread) }
+        Proxy {
+            addr,
+            state_file,
+            stop: Some(stop),
+            thread: Some(thread),
+        }
     }
 
     /// `http://127.0.0.1:port` + `path`.
