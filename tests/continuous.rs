@@ -483,3 +483,25 @@ fn a_vod_body_cut_short_upstream_is_cut_for_the_player_too() {
     let result = stream.read_all();
     assert!(result.is_err(), "the player can tell the body was cut");
 }
+
+#[test]
+fn a_player_that_stops_reading_is_dropped_after_the_write_timeout() {
+    // A vanished player (suspended, out of range) never closes; only a stuck write shows it.
+    let upstream = FakeUpstream::start();
+    upstream.route("/flood.ts", Behavior::Flood { tag: 8 });
+    let proxy = Proxy::start(|c| c.client_write_timeout = Duration::from_secs(1));
+    let id = create_stream(proxy.addr, &upstream.url("/flood.ts"), &[]);
+
+    let mut stream = open(proxy.addr, "GET", &format!("/stream/{id}"), &[], b"");
+    stream.read_bytes(188 * 10).unwrap();
+    assert!(
+        wait_until(Duration::from_secs(10), || stream_entry(proxy.addr, &id)
+            ["client_count"]
+            == 0),
+        "the silent player's session ended"
+    );
+    assert!(wait_until(Duration::from_secs(5), || upstream
+        .open_connections()
+        == 0));
+    drop(stream);
+}

@@ -7,7 +7,7 @@
 use std::io;
 use std::pin::{pin, Pin};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_io::Timer;
 use futures_lite::future;
@@ -105,7 +105,10 @@ impl Pump {
             return BodyEnd::Aborted;
         }
         let stall = self.stall_limit();
+        // Armed for `stall` after the last progress; re-arming it for every chunk would
+        // cost a reactor registration per chunk, so a wake-up that comes early re-arms it.
         let mut timer = Timer::after(stall);
+        let mut last_progress = Instant::now();
         let mut closed = pin!(sink.watcher().closed());
         let mut kicked = self.guard.client().kicked();
         let mut switched = self.guard.stream().switched();
@@ -149,7 +152,12 @@ impl Pump {
                 )
                 .await
             };
+            let progress = matches!(&wake, Wake::Data(Ok(n)) if *n > 0);
             let outcome = match wake {
+                Wake::Stalled if last_progress.elapsed() < stall => {
+                    timer.set_at(last_progress + stall);
+                    continue;
+                }
                 Wake::Data(Ok(0)) if self.vod.is_none() => {
                     self.fail(
                         SourceFailure::new(Reason::UpstreamEnded, "upstream ended the stream"),
@@ -188,7 +196,11 @@ impl Pump {
             if outcome.is_err() {
                 return BodyEnd::Aborted;
             }
-            timer.set_after(stall);
+            // A switch or a resume starts the stall clock afresh for the new source.
+            last_progress = Instant::now();
+            if !progress {
+                timer.set_after(stall);
+            }
         }
     }
 

@@ -4,10 +4,12 @@
 //! watcher that notices a player closing its connection while no bytes flow.
 
 use std::io;
-use std::time::Duration;
+use std::pin::pin;
+use std::time::{Duration, Instant};
 
 use async_io::Timer;
 use async_net::TcpStream;
+use futures_lite::future;
 use futures_lite::io::AsyncWriteExt;
 
 use crate::upstream::with_timeout;
@@ -27,6 +29,7 @@ pub struct ClientSink {
     chunked: bool,
     write_timeout: Duration,
     write_timer: Timer,
+    write_timer_armed: bool,
 }
 
 impl ClientSink {
@@ -37,6 +40,7 @@ impl ClientSink {
             chunked,
             write_timeout,
             write_timer: Timer::never(),
+            write_timer_armed: false,
         }
     }
 
@@ -64,20 +68,33 @@ impl ClientSink {
         written
     }
 
-    /// Writes `buffer[start..end]`, giving up if the client accepts nothing for the
-    /// write timeout. One timer is re-armed per write instead of a new one each time.
+    /// Writes `buffer[start..end]`, giving up if the write does not finish within the
+    /// write timeout. The timer stays armed across writes and is moved only when it fires
+    /// before the current write's deadline: one reactor registration per timeout period,
+    /// not one per chunk.
     async fn write(&mut self, start: usize, end: usize) -> io::Result<()> {
-        self.write_timer.set_after(self.write_timeout);
-        let write = self.socket.write_all(&self.buffer[start..end]);
-        let timer = &mut self.write_timer;
-        let timeout = async {
-            timer.await;
-            Err(io::Error::new(
-                io::ErrorKind::TimedOut,
-                "client accepted no bytes",
-            ))
-        };
-        futures_lite::future::or(write, timeout).await
+        let began = Instant::now();
+        if !self.write_timer_armed {
+            self.write_timer.set_after(self.write_timeout);
+            self.write_timer_armed = true;
+        }
+        let mut write = pin!(self.socket.write_all(&self.buffer[start..end]));
+        loop {
+            let timer = &mut self.write_timer;
+            let finished = future::or(async { Some(write.as_mut().await) }, async {
+                timer.await;
+                None
+            });
+            match finished.await {
+                Some(result) => return result,
+                None if began.elapsed() >= self.write_timeout => {
+                    self.write_timer_armed = false;
+                    let why = "client accepted no bytes";
+                    return Err(io::Error::new(io::ErrorKind::TimedOut, why));
+                }
+                None => self.write_timer.set_at(began + self.write_timeout),
+            }
+        }
     }
 
     /// Writes the chunk-size line just before the payload; returns where it starts.
