@@ -25,13 +25,17 @@ fn main() {
     let id = create_stream(proxy.addr, &upstream.url("/flood.ts"), &[]);
 
     let direct = throughput(upstream.addr, "/flood.ts");
+    let cpu_before = proxy.cpu_seconds();
     let relayed = throughput(proxy.addr, &format!("/stream/{id}"));
+    let cpu = proxy.cpu_seconds() - cpu_before;
+    let gib = relayed * READ_FOR.as_secs_f64() / (1u64 << 30) as f64;
     println!("throughput direct from upstream: {:.1} MB/s", direct / 1e6);
     println!(
         "throughput through the proxy:    {:.1} MB/s (ratio {:.2})",
         relayed / 1e6,
         relayed / direct
     );
+    println!("proxy CPU time per GiB relayed: {:.2} s", cpu / gib);
 
     std::thread::sleep(Duration::from_millis(500));
     let idle = proxy.rss_kib();
@@ -180,6 +184,24 @@ impl ProxyProcess {
         )
         .is_ok()));
         ProxyProcess { child, addr }
+    }
+
+    /// User plus system CPU seconds the proxy has used so far.
+    fn cpu_seconds(&self) -> f64 {
+        let stat =
+            std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
+        // Fields after the command name (which may hold spaces) start after the last ')'.
+        let fields: Vec<&str> = stat
+            .rsplit_once(')')
+            .map(|(_, rest)| rest)
+            .unwrap_or("")
+            .split_whitespace()
+            .collect();
+        let ticks: f64 = fields
+            .get(11..13)
+            .map(|t| t.iter().filter_map(|v| v.parse::<f64>().ok()).sum())
+            .unwrap_or(0.0);
+        ticks / 100.0
     }
 
     fn rss_kib(&self) -> u64 {
