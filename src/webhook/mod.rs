@@ -8,7 +8,10 @@ mod delivery;
 mod payload;
 mod queue;
 pub mod signing;
+// The integration tests' webhook receiver serves the unit tests too; they use part of it.
 #[cfg(test)]
+#[path = "../../tests/common/receiver.rs"]
+#[allow(dead_code)]
 mod test_receiver;
 #[cfg(test)]
 mod tests;

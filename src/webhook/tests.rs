@@ -203,7 +203,7 @@ fn retries_stop_after_the_configured_number_and_count_one_failure() {
 
 #[test]
 fn retry_after_on_429_sets_the_wait() {
-    let script = vec![Reply::StatusWith(429, "Retry-After: 1")];
+    let script = vec![Reply::RetryAfter(429, 1)];
     let receiver = Receiver::start(script, Reply::Status(200));
     // A first back-off of 20 s shows that the second attempt came from Retry-After.
     let slow = RetryPolicy {

@@ -225,3 +225,11 @@ fn peer_closed(stream: &TcpStream) -> bool {
     let _ = stream.set_nonblocking(false);
     closed
 }
+
+/// A loopback URL where nothing listens: connecting to it is refused at once.
+pub fn refused_url() -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    drop(listener);
+    format!("http://{addr}/hook")
+}
