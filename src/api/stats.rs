@@ -4,6 +4,7 @@
 use serde_json::json;
 
 use crate::app::App;
+use crate::registry::{ClientView, StreamView};
 use crate::server::{json as json_reply, Reply};
 
 const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -45,34 +46,34 @@ pub fn health(app: &App) -> Reply {
 }
 
 pub fn stats(app: &App) -> Reply {
-    let streams: Vec<_> = app.registry.all().iter().map(|s| s.view()).collect();
-    let clients: Vec<_> = app
-        .registry
-        .all()
-        .iter()
-        .flat_map(|s| s.client_views())
-        .collect();
     json_reply(
         200,
         &json!({
             "proxy_stats": app.registry.stats(app.uptime()),
-            "streams": streams,
-            "clients": clients,
+            "streams": stream_views(app),
+            "clients": client_views(app),
         }),
     )
 }
 
 pub fn stats_streams(app: &App) -> Reply {
-    let streams: Vec<_> = app.registry.all().iter().map(|s| s.view()).collect();
+    let streams = stream_views(app);
     json_reply(200, &json!({ "streams": streams, "total": streams.len() }))
 }
 
 pub fn clients(app: &App) -> Reply {
-    let clients: Vec<_> = app
-        .registry
+    let clients = client_views(app);
+    json_reply(200, &json!({ "clients": clients, "total": clients.len() }))
+}
+
+fn stream_views(app: &App) -> Vec<StreamView> {
+    app.registry.all().iter().map(|s| s.view()).collect()
+}
+
+fn client_views(app: &App) -> Vec<ClientView> {
+    app.registry
         .all()
         .iter()
         .flat_map(|s| s.client_views())
-        .collect();
-    json_reply(200, &json!({ "clients": clients, "total": clients.len() }))
+        .collect()
 }
