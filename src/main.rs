@@ -55,8 +55,13 @@ fn main() -> ExitCode {
 }
 
 fn init_logging(level: log::LevelFilter) {
+    // ureq's trace output dumps request heads, webhook header values included: it never
+    // goes below info, whatever the level.
+    let quiet = level.min(log::LevelFilter::Info);
     let logger = simple_logger::SimpleLogger::new()
         .with_level(level)
+        .with_module_level("ureq", quiet)
+        .with_module_level("ureq_proto", quiet)
         .with_utc_timestamps();
     // Only fails if a logger is already installed, which nothing else does.
     let _ = logger.init();

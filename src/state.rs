@@ -111,6 +111,19 @@ impl StateStore {
     /// starts empty; it is an error only if even that rename fails, because the next save
     /// would then overwrite what may still be recovered by hand.
     pub fn open(path: &Path, now: SystemTime) -> Result<StateStore, StateError> {
+        // Only a file of ours is ever moved aside: a directory or device named by mistake
+        // is refused, never renamed.
+        if let Ok(meta) = fs::metadata(path) {
+            if !meta.is_file() {
+                let source =
+                    io::Error::new(io::ErrorKind::InvalidInput, "it is not a regular file");
+                return Err(StateError::Io {
+                    path: path.to_owned(),
+                    action: "use it",
+                    source,
+                });
+            }
+        }
         let state = match load(path) {
             Ok(Some(state)) => state,
             Ok(None) => State::default(),

@@ -442,7 +442,9 @@ fn a_client_can_be_disconnected_through_the_api() {
 fn forwarded_for_is_believed_only_from_trusted_proxies() {
     let upstream = FakeUpstream::start();
     upstream.route("/live.ts", Behavior::Live(Live::new(1)));
-    for (trusted, expected) in [(false, "127.0.0.1"), (true, "192.0.2.7")] {
+    // The entry the trusted proxy itself added is the last untrusted one; what the client
+    // wrote to its left proves nothing, and trusted hops on the right are skipped.
+    for (trusted, expected) in [(false, "127.0.0.1"), (true, "10.0.0.1")] {
         let proxy = Proxy::start(|c| {
             if trusted {
                 c.trusted_proxies = vec![m3u_proxy::config::IpNet::parse("127.0.0.0/8").unwrap()];
@@ -453,7 +455,7 @@ fn forwarded_for_is_believed_only_from_trusted_proxies() {
             proxy.addr,
             "GET",
             &format!("/stream/{id}"),
-            &[("X-Forwarded-For", "192.0.2.7, 10.0.0.1")],
+            &[("X-Forwarded-For", "192.0.2.7, 10.0.0.1, 127.0.0.9")],
             b"",
         );
         player.read_bytes(188).unwrap();

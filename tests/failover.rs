@@ -220,6 +220,36 @@ fn a_switch_while_playing_skips_a_dead_backup_and_reaches_the_next() {
 }
 
 #[test]
+fn sources_that_answer_and_die_at_once_end_in_giving_up_not_a_reconnect_storm() {
+    // Each answer once reset the failure count, so two dying sources were re-fetched
+    // thousands of times a second, forever.
+    let upstream = FakeUpstream::start();
+    let dying = || {
+        Behavior::Live(Live {
+            rate: 5_000_000,
+            close_after: Some(188 * 100),
+            ..Live::new(1)
+        })
+    };
+    upstream.route("/p.ts", dying());
+    upstream.route("/b.ts", dying());
+    let proxy = Proxy::start(|c| c.failover_cycles = 2);
+    let id = create_stream(proxy.addr, &upstream.url("/p.ts"), &[upstream.url("/b.ts")]);
+
+    let mut stream = open(proxy.addr, "GET", &format!("/stream/{id}"), &[], b"");
+    let ended = stream.read_all();
+    assert!(
+        ended.is_err(),
+        "the response ends as cut once the stream gives up"
+    );
+    let tries = upstream.hits("/p.ts").len() + upstream.hits("/b.ts").len();
+    assert!(
+        tries <= 5,
+        "{tries} upstream requests: the first plus at most two cycles of two"
+    );
+}
+
+#[test]
 fn sources_are_tried_in_order_primary_then_each_backup() {
     let upstream = FakeUpstream::start();
     upstream.route(

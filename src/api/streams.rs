@@ -15,7 +15,8 @@ use crate::server::{error, json as json_reply, read_body, Incoming, Reply};
 const MAX_BODY: usize = 64 * 1024;
 
 pub async fn create(app: &App, mut incoming: Incoming) -> Reply {
-    let Some(body) = read_body(&mut incoming.request, MAX_BODY).await else {
+    let Some(body) = read_body(&mut incoming.request, MAX_BODY, app.config.header_timeout).await
+    else {
         return error(
             413,
             &format!("Request body over {MAX_BODY} bytes or unreadable"),
@@ -26,14 +27,16 @@ pub async fn create(app: &App, mut incoming: Incoming) -> Reply {
         Err(detail) => return error(422, &detail),
     };
     let (stream, created) = app.registry.create(spec, SystemTime::now());
-    json_reply(200, &created_body(&stream, created))
+    json_reply(200, &created_body(&stream, created, &app.config.root_path))
 }
 
-fn created_body(stream: &Stream, created: bool) -> serde_json::Value {
+/// The answer to `POST /streams`; paths carry `ROOT_PATH` like the playlists do.
+fn created_body(stream: &Stream, created: bool, root: &str) -> serde_json::Value {
     let hls = stream.kind() == Kind::Hls;
+    let direct = format!("{root}/stream/{}", stream.id);
     let (stream_type, endpoint) = match hls {
-        true => ("hls", format!("/hls/{}/playlist.m3u8", stream.id)),
-        false => ("direct", format!("/stream/{}", stream.id)),
+        true => ("hls", format!("{root}/hls/{}/playlist.m3u8", stream.id)),
+        false => ("direct", direct.clone()),
     };
     let message = match created {
         true => format!("Stream created successfully ({stream_type})"),
@@ -47,7 +50,7 @@ fn created_body(stream: &Stream, created: bool) -> serde_json::Value {
         "stream_type": stream_type,
         "stream_endpoint": endpoint,
         "playlist_url": endpoint,
-        "direct_url": format!("/stream/{}", stream.id),
+        "direct_url": direct,
         "message": message,
     });
     if !stream.spec.metadata.is_empty() {

@@ -12,7 +12,8 @@ use crate::webhook::WebhookError;
 const MAX_BODY: usize = 64 * 1024;
 
 pub async fn add(app: &App, mut incoming: Incoming) -> Reply {
-    let Some(body) = read_body(&mut incoming.request, MAX_BODY).await else {
+    let Some(body) = read_body(&mut incoming.request, MAX_BODY, app.config.header_timeout).await
+    else {
         return error(
             413,
             &format!("Request body over {MAX_BODY} bytes or unreadable"),

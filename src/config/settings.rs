@@ -162,7 +162,7 @@ impl RawSettings {
             max_connections: self.parse("max_connections", "a count from 1", |n| *n > 0)?,
             trusted_proxies: self.trusted_proxies()?,
             public_base_url: self.public_base_url()?,
-            state_file: self.state_file(),
+            state_file: self.state_file()?,
             webhook_workers: self.parse("webhook_workers", "1 to 16", |n| (1..=16).contains(n))?,
             failover_cycles: self
                 .parse("failover_cycles", "1 to 100", |n| (1..=100).contains(n))?,
@@ -233,16 +233,21 @@ impl RawSettings {
         Ok(Some(parsed))
     }
 
-    fn state_file(&self) -> PathBuf {
+    fn state_file(&self) -> Result<PathBuf, ConfigError> {
         let text = self.text("state_file");
-        if !text.is_empty() {
-            return PathBuf::from(text);
+        let path = if !text.is_empty() {
+            PathBuf::from(text)
+        } else {
+            // systemd's StateDirectory= sets this; elsewhere the working directory is ours.
+            match std::env::var_os("STATE_DIRECTORY") {
+                Some(dir) => PathBuf::from(dir).join("state.json"),
+                None => PathBuf::from("m3u-proxy-state.json"),
+            }
+        };
+        if path.is_dir() {
+            return Err(self.invalid("state_file", "the path of a file, not a directory"));
         }
-        // systemd's StateDirectory= sets this; elsewhere the working directory is ours.
-        match std::env::var_os("STATE_DIRECTORY") {
-            Some(dir) => PathBuf::from(dir).join("state.json"),
-            None => PathBuf::from("m3u-proxy-state.json"),
-        }
+        Ok(path)
     }
 }
 

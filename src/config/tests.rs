@@ -68,6 +68,16 @@ fn invalid_values_name_the_setting_as_the_user_wrote_it() {
 }
 
 #[test]
+fn a_state_file_that_is_a_directory_is_refused_not_moved_aside() {
+    let dir = std::env::temp_dir();
+    let dir = dir.to_str().unwrap();
+    assert!(matches!(
+        parse(&[], &["--state-file", dir]),
+        Err(ConfigError::Invalid { .. })
+    ));
+}
+
+#[test]
 fn unknown_flags_and_missing_values_are_errors() {
     assert!(matches!(
         parse(&[], &["--colour"]),

@@ -169,7 +169,10 @@ async fn fetch_with_failover(
 ) -> Result<(String, Url), SourceFailure> {
     let attempt =
         |source: SourceSwitch| async move { fetch_playlist(app, stream, &source.url).await };
-    try_sources(app, stream, start, attempt).await
+    let (fetched, source) = try_sources(app, stream, start, attempt).await?;
+    // A whole playlist arrived: the source works.
+    stream.mark_working(source.generation);
+    Ok(fetched)
 }
 
 /// A variant or rendition playlist. If it fails, the player gets the first variant of the

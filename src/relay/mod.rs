@@ -53,7 +53,8 @@ pub async fn play(
 }
 
 /// The upstream request for `url` on behalf of `stream`: its user agent, `Referer` and
-/// `Origin` of the stream's primary source, `Accept: */*`, then its custom headers.
+/// `Origin` of the stream's primary source, `Accept: */*`, Basic credentials when the URL
+/// carries `user:password@`, then its custom headers.
 pub fn request_for(app: &App, stream: &Stream, url: Url, range: Option<&str>) -> Request {
     let origin = Url::parse(&stream.spec.url)
         .map(|u| u.origin().ascii_serialization())
@@ -65,6 +66,9 @@ pub fn request_for(app: &App, stream: &Stream, url: Url, range: Option<&str>) ->
     if origin.starts_with("http") {
         headers.push(("Referer".to_owned(), format!("{origin}/")));
         headers.push(("Origin".to_owned(), origin));
+    }
+    if let Some(credentials) = basic_credentials(&url) {
+        headers.push(("Authorization".to_owned(), credentials));
     }
     let mut request = Request::get(
         url,
@@ -80,6 +84,29 @@ pub fn request_for(app: &App, stream: &Stream, url: Url, range: Option<&str>) ->
     request
 }
 
+/// `Basic <base64(user:password)>` for a URL with userinfo, as curl and players send it.
+fn basic_credentials(url: &Url) -> Option<String> {
+    use base64::Engine;
+
+    if url.username().is_empty() {
+        return None;
+    }
+    let decode = |part: &str| {
+        percent_encoding::percent_decode_str(part)
+            .decode_utf8_lossy()
+            .into_owned()
+    };
+    let pair = format!(
+        "{}:{}",
+        decode(url.username()),
+        decode(url.password().unwrap_or(""))
+    );
+    Some(format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(pair)
+    ))
+}
+
 /// Fetches `url` for `stream`, following redirects.
 pub async fn fetch_for(
     app: &App,
@@ -91,4 +118,22 @@ pub async fn fetch_for(
     upstream::fetch(request_for(app, stream, url, range))
         .await
         .map_err(SourceFailure::from_upstream)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn userinfo_becomes_basic_credentials() {
+        let url = Url::parse("http://alice:p%40ss@provider.test/live.ts").unwrap();
+        assert_eq!(
+            basic_credentials(&url).as_deref(),
+            Some("Basic YWxpY2U6cEBzcw==")
+        );
+        assert_eq!(
+            basic_credentials(&Url::parse("http://provider.test/x").unwrap()),
+            None
+        );
+    }
 }

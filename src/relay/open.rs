@@ -24,8 +24,9 @@ const SNIFF_BYTES: usize = 4 * 1024;
 const JUDGE_BYTES: usize = 2 * super::sniff::TS_PACKET + 1;
 
 /// Upstream headers passed to the client with the body.
-const FORWARDED: [&str; 6] = [
+const FORWARDED: [&str; 7] = [
     "content-type",
+    "content-encoding",
     "content-range",
     "accept-ranges",
     "last-modified",
@@ -128,18 +129,27 @@ pub async fn open_with_failover(
 ) -> Result<Opened, SourceFailure> {
     let attempt =
         |source: SourceSwitch| async move { open_source(app, stream, &source, range).await };
-    try_sources(app, stream, stream.current(), attempt).await
+    let (opened, source) = try_sources(app, stream, stream.current(), attempt).await?;
+    // Media must first prove itself by playing a while (the pump decides); any other
+    // whole answer shows the source works.
+    if !matches!(opened, Opened::Media(_)) {
+        stream.mark_working(source.generation);
+    }
+    Ok(opened)
 }
 
 /// Runs `attempt` on `start` and, while it fails, on the sources the failover policy
-/// picks next (after their pause), until one works or the stream gives up. The
-/// continuous and HLS paths both go through here, so they fail over alike.
+/// picks next (after their pause), until one works or the stream gives up; returns the
+/// result with the source that gave it. The continuous and HLS paths both go through
+/// here, so they fail over alike. Whether that source then counts as working (which
+/// clears the run of failures) is the caller's call: a live source that answers and
+/// dies a moment later must keep counting towards giving up.
 pub async fn try_sources<T, F, Fut>(
     app: &App,
     stream: &Stream,
     start: SourceSwitch,
     mut attempt: F,
-) -> Result<T, SourceFailure>
+) -> Result<(T, SourceSwitch), SourceFailure>
 where
     F: FnMut(SourceSwitch) -> Fut,
     Fut: std::future::Future<Output = Result<T, SourceFailure>>,
@@ -150,10 +160,7 @@ where
             async_io::Timer::after(source.pause).await;
         }
         let failure = match attempt(source.clone()).await {
-            Ok(done) => {
-                stream.mark_working(source.generation);
-                return Ok(done);
-            }
+            Ok(done) => return Ok((done, source)),
             Err(failure) => failure,
         };
         log::info!(

@@ -20,6 +20,11 @@ use crate::registry::{ClientGuard, SourceSwitch};
 use crate::server::{BodyEnd, ClientSink, MediaBody, Reply};
 use crate::upstream;
 
+/// How long a source must keep delivering before it counts as working again, which
+/// clears the stream's run of failures. A source that answers and dies at once (or
+/// after a few packets) keeps counting, so the cycle bound ends a reconnect storm.
+const HEALTHY_AFTER: Duration = Duration::from_secs(10);
+
 /// Bytes searched for a sync byte after a splice before giving up on alignment.
 const SYNC_SEARCH: usize = 8 * TS_PACKET;
 
@@ -50,6 +55,7 @@ pub fn reply(app: Arc<App>, guard: ClientGuard, media: Media) -> Reply {
             carry: 0,
             needs_sync: false,
         },
+        healthy_at: Some(Instant::now() + HEALTHY_AFTER),
     };
     Reply::Media(head, Box::new(pump))
 }
@@ -79,6 +85,9 @@ struct Pump {
     source: SourceSwitch,
     vod: Option<Vod>,
     splice: Splice,
+    /// When the current source will have delivered long enough to count as working;
+    /// `None` once it has.
+    healthy_at: Option<Instant>,
 }
 
 /// What woke the pump.
@@ -198,6 +207,10 @@ impl Pump {
             }
             // A switch or a resume starts the stall clock afresh for the new source.
             last_progress = Instant::now();
+            if self.healthy_at.is_some_and(|at| last_progress >= at) {
+                self.guard.stream().mark_working(self.source.generation);
+                self.healthy_at = None;
+            }
             if !progress {
                 timer.set_after(stall);
             }
@@ -345,7 +358,7 @@ impl Pump {
                 ));
             }
         }
-        stream.mark_working(source.generation);
+        self.healthy_at = Some(Instant::now() + HEALTHY_AFTER);
         self.response = media.response;
         self.first = media.first;
         self.source = source;

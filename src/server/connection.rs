@@ -29,6 +29,15 @@ pub(super) async fn serve(app: Arc<App>, socket: TcpStream, peer: SocketAddr) {
             Some(Ok(Some(parts))) => parts,
             Some(Err(e)) => return reject_malformed(&socket, peer, &e).await,
         };
+        // async-h1 builds the request URL from `Host` and the target: a Host holding `/`,
+        // `?` or `#` would change the path that gets routed.
+        if !request
+            .header("host")
+            .is_some_and(|h| super::is_plain_host(h.as_str()))
+        {
+            return reject_malformed(&socket, peer, &http_types::format_err!("bad Host header"))
+                .await;
+        }
         let client_wants_close = request
             .header("connection")
             .is_some_and(|v| v.as_str().eq_ignore_ascii_case("close"));
@@ -131,11 +140,18 @@ fn media_head(head: &MediaHead, chunked: bool) -> String {
     text
 }
 
-/// Reads at most `limit` bytes of a request body; `None` if it is longer or unreadable.
-pub async fn read_body(request: &mut http_types::Request, limit: usize) -> Option<Vec<u8>> {
+/// Reads at most `limit` bytes of a request body within `time`; `None` if it is longer,
+/// slower or unreadable, so a client trickling a body cannot hold a connection forever.
+pub async fn read_body(
+    request: &mut http_types::Request,
+    limit: usize,
+    time: std::time::Duration,
+) -> Option<Vec<u8>> {
     let body = request.take_body();
     let mut bytes = Vec::new();
     let mut limited = body.take(limit as u64 + 1);
-    limited.read_to_end(&mut bytes).await.ok()?;
+    with_timeout(time, limited.read_to_end(&mut bytes))
+        .await?
+        .ok()?;
     (bytes.len() <= limit).then_some(bytes)
 }

@@ -131,15 +131,20 @@ impl Incoming {
         trusted.iter().any(|net| net.contains(self.peer.ip()))
     }
 
-    /// The client's address: the peer, or the first `X-Forwarded-For` entry when the
-    /// peer is a trusted proxy.
+    /// The client's address: the peer, or, when the peer is a trusted proxy, the last
+    /// `X-Forwarded-For` entry that is not itself a trusted proxy (entries to its left
+    /// were written by the client and prove nothing).
     pub fn client_ip(&self, trusted: &[IpNet]) -> IpAddr {
+        let is_trusted = |ip: IpAddr| trusted.iter().any(|net| net.contains(ip));
         let forwarded = self
             .peer_is_trusted(trusted)
             .then(|| self.header("x-forwarded-for"))
             .flatten()
-            .and_then(|list| list.split(',').next())
-            .and_then(|first| first.trim().parse::<IpAddr>().ok());
+            .and_then(|list| {
+                list.rsplit(',')
+                    .filter_map(|entry| entry.trim().parse::<IpAddr>().ok())
+                    .find(|ip| !is_trusted(*ip))
+            });
         let ip = forwarded.unwrap_or(self.peer.ip());
         match ip {
             IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
@@ -188,7 +193,7 @@ impl Incoming {
 }
 
 /// A `Host` value safe to write into a playlist: name or address, optional port.
-fn is_plain_host(host: &str) -> bool {
+pub(crate) fn is_plain_host(host: &str) -> bool {
     !host.is_empty()
         && host
             .bytes()
