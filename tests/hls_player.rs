@@ -5,37 +5,11 @@
 
 mod common;
 
-use std::process::{Command, Output, Stdio};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use common::hls::*;
+use common::player::{ffprobe_streams, run_bounded};
 use common::*;
-
-/// Longest a tool may run: far beyond the second or two it takes, so a slow machine
-/// passes and a hang still ends.
-const TOOL_LIMIT: Duration = Duration::from_secs(120);
-
-/// Runs a tool to its end, killing it (by its own handle) if it outlives [`TOOL_LIMIT`].
-fn run_bounded(program: &str, args: &[&str]) -> Output {
-    let mut child = Command::new(program)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("start {program}: {e}"));
-    let deadline = Instant::now() + TOOL_LIMIT;
-    while child.try_wait().expect("wait for the tool").is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("{program} {args:?} ran longer than {TOOL_LIMIT:?}");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    child.wait_with_output().expect("the tool's output")
-}
 
 /// Serves a committed HLS directory (`hls` or `hls-aes`) at `/{dir}/` on a fake upstream:
 /// its playlist, and each file it names (segments, and the key for `hls-aes`).
@@ -94,24 +68,7 @@ fn play_through_the_proxy(dir: &str) -> (FakeUpstream, Proxy, String) {
         decoded.status.success() && errors.is_empty(),
         "ffmpeg {url}: {errors}"
     );
-    let probed = run_bounded(
-        "ffprobe",
-        &[
-            "-v",
-            "error",
-            "-show_entries",
-            "stream=codec_type,codec_name",
-            "-of",
-            "csv=p=0",
-            &url,
-        ],
-    );
-    assert!(
-        probed.status.success(),
-        "ffprobe {url}: {}",
-        String::from_utf8_lossy(&probed.stderr)
-    );
-    let streams = String::from_utf8_lossy(&probed.stdout).into_owned();
+    let streams = ffprobe_streams(&url);
     assert!(
         streams.contains("h264,video"),
         "ffprobe found no H.264 video: {streams}"

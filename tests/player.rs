@@ -3,31 +3,10 @@
 
 mod common;
 
-use std::process::Command;
 use std::sync::Arc;
 
+use common::player::ffprobe_streams;
 use common::*;
-
-fn ffprobe_streams(url: &str) -> String {
-    let output = Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-show_entries",
-            "stream=codec_type,codec_name",
-            "-of",
-            "csv=p=0",
-            url,
-        ])
-        .output()
-        .expect("run ffprobe");
-    assert!(
-        output.status.success(),
-        "ffprobe {url}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
 
 #[test]
 fn ffprobe_reads_a_live_ts_through_the_proxy() {

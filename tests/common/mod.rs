@@ -6,6 +6,7 @@
 
 pub mod client;
 pub mod hls;
+pub mod player;
 pub mod proxy;
 pub mod receiver;
 pub mod ts;
