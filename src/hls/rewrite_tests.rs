@@ -1059,3 +1059,13 @@ fn random_line_soup_never_panics_and_keeps_the_line_count() {
         );
     }
 }
+
+#[test]
+fn crlf_line_endings_survive_on_rewritten_tag_and_uri_lines() {
+    let input = "#EXTM3U\r\n#EXT-X-KEY:METHOD=AES-128,URI=\"k.key\"\r\n#EXT-X-MAP:URI=\"i.mp4\"\r\n#EXTINF:4,\r\ns.ts\r\n";
+    let expected = format!(
+        "#EXTM3U\r\n#EXT-X-KEY:METHOD=AES-128,URI=\"<<M|{b}k.key>>\"\r\n#EXT-X-MAP:URI=\"<<M|{b}i.mp4>>\"\r\n#EXTINF:4,\r\n<<M|{b}s.ts>>\r\n",
+        b = "http://cdn.test/live/x9/"
+    );
+    assert_eq!(mark(CDN, input).text, expected);
+}
