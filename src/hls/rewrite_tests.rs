@@ -1069,3 +1069,17 @@ fn crlf_line_endings_survive_on_rewritten_tag_and_uri_lines() {
     );
     assert_eq!(mark(CDN, input).text, expected);
 }
+
+#[test]
+fn a_uri_with_a_non_ascii_host_is_left_as_it_was() {
+    // The ASCII-only host parser rejects it; once it tripped a debug assertion instead.
+    let input = "#EXTM3U\n#EXTINF:4,\n//Aé/x.ts\n#EXTINF:4,\nhttp://xn--a-9fa.test/y.ts\n";
+    let out = mark(CDN, input);
+    assert!(out.text.contains("\n//Aé/x.ts\n"), "{}", out.text);
+    assert!(
+        out.text.contains("<<M|http://xn--a-9fa.test/y.ts>>"),
+        "{}",
+        out.text
+    );
+    assert_eq!(out.unresolved, 1);
+}
