@@ -2,6 +2,8 @@
 //! a playlist (HLS behind a URL that did not say so), or an error page dressed as a 200.
 //! Also MPEG-TS packet alignment, so a splice between sources starts on a packet.
 
+use crate::hls::rewrite::looks_like_playlist;
+
 /// MPEG-TS packets are 188 bytes and start with this sync byte.
 pub const TS_PACKET: usize = 188;
 const TS_SYNC: u8 = 0x47;
@@ -32,18 +34,6 @@ pub fn classify(content_type: Option<&str>, first: &[u8]) -> Verdict {
         return Verdict::NotMedia;
     }
     Verdict::Media
-}
-
-/// Whether a body starts (after an optional BOM and white space) with `#EXTM3U`.
-pub fn looks_like_playlist(first: &[u8]) -> bool {
-    let body = first.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(first);
-    let start = body
-        .iter()
-        .position(|b| !b.is_ascii_whitespace())
-        .unwrap_or(body.len());
-    body[start..]
-        .get(..7)
-        .is_some_and(|tag| tag.eq_ignore_ascii_case(b"#EXTM3U"))
 }
 
 fn looks_like_markup(first: &[u8]) -> bool {
