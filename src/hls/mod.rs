@@ -250,11 +250,7 @@ async fn fetch_playlist(
     let response = fetch_for(app, stream, url, None).await?;
     if !(200..300).contains(&response.status) {
         let detail = format!("playlist answered {}", response.status);
-        return Err(SourceFailure {
-            reason: Reason::HttpStatus,
-            detail,
-            timeout: false,
-        });
+        return Err(SourceFailure::new(Reason::HttpStatus, &detail));
     }
     read_playlist(app, response, Vec::new()).await
 }
@@ -284,11 +280,7 @@ async fn read_playlist(
     let raw = decompress(response.header("content-encoding"), raw)?;
     if !rewrite::looks_like_playlist(&raw) {
         let detail = "source did not answer with an HLS playlist".to_owned();
-        return Err(SourceFailure {
-            reason: Reason::BadContent,
-            detail,
-            timeout: false,
-        });
+        return Err(SourceFailure::new(Reason::BadContent, &detail));
     }
     Ok((String::from_utf8_lossy(&raw).into_owned(), response.url))
 }
@@ -298,11 +290,7 @@ async fn read_playlist(
 /// uncompressed one would be, rather than cut at the bound.
 fn decompress(encoding: Option<&str>, raw: Vec<u8>) -> Result<Vec<u8>, SourceFailure> {
     let encoding = encoding.unwrap_or("").trim().to_ascii_lowercase();
-    let bad = |detail: String| SourceFailure {
-        reason: Reason::BadContent,
-        detail,
-        timeout: false,
-    };
+    let bad = |detail: String| SourceFailure::new(Reason::BadContent, &detail);
     let inflate = |reader: &mut dyn Read| {
         let mut out = Vec::new();
         // One byte past the bound tells a playlist that is too large from one that fits.

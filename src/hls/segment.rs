@@ -115,11 +115,7 @@ async fn open(
     }
     if !(200..300).contains(&response.status) {
         let detail = format!("segment answered {}", response.status);
-        return Err(SourceFailure {
-            reason: Reason::HttpStatus,
-            detail,
-            timeout: false,
-        });
+        return Err(SourceFailure::new(Reason::HttpStatus, &detail));
     }
     let mut first = vec![0u8; FIRST_READ];
     let read = with_timeout(app.config.read_timeout, response.body.read(&mut first)).await;
@@ -131,11 +127,7 @@ async fn open(
         Some(Err(e)) => return Err(SourceFailure::from_upstream(e)),
         Some(Ok(0)) => {
             let detail = "segment answered with an empty body".to_owned();
-            return Err(SourceFailure {
-                reason: Reason::BadContent,
-                detail,
-                timeout: false,
-            });
+            return Err(SourceFailure::new(Reason::BadContent, &detail));
         }
         Some(Ok(got)) => got,
     };

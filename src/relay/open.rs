@@ -74,11 +74,7 @@ impl SourceFailure {
 
     pub fn invalid_url(url: &str) -> SourceFailure {
         let detail = format!("invalid source url {}", crate::redact::SafeUrl(url));
-        SourceFailure {
-            reason: Reason::ConnectError,
-            detail,
-            timeout: false,
-        }
+        SourceFailure::new(Reason::ConnectError, &detail)
     }
 
     pub fn from_upstream(e: UpstreamError) -> SourceFailure {
@@ -95,19 +91,11 @@ impl SourceFailure {
     }
 
     fn status(status: u16) -> SourceFailure {
-        SourceFailure {
-            reason: Reason::HttpStatus,
-            detail: format!("upstream answered {status}"),
-            timeout: false,
-        }
+        SourceFailure::new(Reason::HttpStatus, &format!("upstream answered {status}"))
     }
 
     fn content(detail: &str) -> SourceFailure {
-        SourceFailure {
-            reason: Reason::BadContent,
-            detail: detail.to_owned(),
-            timeout: false,
-        }
+        SourceFailure::new(Reason::BadContent, detail)
     }
 
     /// The client's answer when no source could be used: 504 for timeouts, else 502.
